@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Creates .venv (Python >= 3.12) with this project and its test tools, once.
+# Re-running is cheap: an existing, working .venv is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python_ok() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; }
+
+find_python() {
+    local candidate
+    for candidate in python3.13 python3.12 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 && python_ok "$candidate"; then
+            command -v "$candidate"; return 0
+        fi
+    done
+    local pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
+    for candidate in $(ls -d "$pyenv_root"/versions/3.1[2-9]* 2>/dev/null | sort -rV); do
+        if python_ok "$candidate/bin/python3"; then echo "$candidate/bin/python3"; return 0; fi
+    done
+    return 1
+}
+
+# Offscreen rendering for the simulator's cameras (tests render tiny images on the CPU).
+if ! ldconfig -p 2>/dev/null | grep -q libOSMesa; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing libosmesa6 for headless MuJoCo rendering"
+        (apt-get update -qq && apt-get install -y -qq libosmesa6 >/dev/null) \
+            || echo "setup: warning: could not install libosmesa6; camera rendering needs MUJOCO_GL=egl or osmesa" >&2
+    else
+        echo "setup: warning: libOSMesa not found; camera rendering needs MUJOCO_GL=egl or osmesa (apt-get install libosmesa6)" >&2
+    fi
+fi
+
+if [ -x .venv/bin/python ] && .venv/bin/python -c 'import lerobot_policy_act_smooth, lerobot, mujoco, ray, pytest' >/dev/null 2>&1; then
+    exit 0
+fi
+
+if ! PY=$(find_python); then
+    echo "setup: error: no Python >= 3.12 found on PATH or in pyenv (${PYENV_ROOT:-$HOME/.pyenv}/versions)." >&2
+    echo "setup: install one (e.g. 'pyenv install 3.12') and re-run scripts/setup.sh." >&2
+    exit 1
+fi
+echo "setup: creating .venv with $PY ($("$PY" --version))"
+"$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+echo "setup: done"

@@ -1,0 +1,1 @@
+"""ACTSmooth: ACT conditioned on an action prefix, as a LeRobot policy plugin."""
