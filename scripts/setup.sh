@@ -8,13 +8,15 @@ python_ok() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) els
 
 find_python() {
     local candidate
-    for candidate in python3.13 python3.12 python3; do
+    for candidate in python3.12 python3.13 python3; do
         if command -v "$candidate" >/dev/null 2>&1 && python_ok "$candidate"; then
             command -v "$candidate"; return 0
         fi
     done
     local pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
-    for candidate in $(ls -d "$pyenv_root"/versions/3.1[2-9]* 2>/dev/null | sort -rV); do
+    # 3.12 first: the version this project is tested with.
+    for candidate in $(ls -d "$pyenv_root"/versions/3.12* 2>/dev/null | sort -rV) \
+                     $(ls -d "$pyenv_root"/versions/3.1[3-9]* 2>/dev/null | sort -V); do
         if python_ok "$candidate/bin/python3"; then echo "$candidate/bin/python3"; return 0; fi
     done
     return 1

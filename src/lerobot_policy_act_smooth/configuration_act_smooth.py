@@ -1,0 +1,161 @@
+"""Configuration of the act_smooth policy: ACT conditioned on an action prefix."""
+
+from dataclasses import dataclass, field
+
+from lerobot.configs import NormalizationMode, PreTrainedConfig
+from lerobot.optim import AdamWConfig
+
+
+@PreTrainedConfig.register_subclass("act_smooth")
+@dataclass
+class ACTSmoothConfig(PreTrainedConfig):
+    """Configuration of ACTSmooth.
+
+    Every sample is a window of actions a_{-K} .. a_{D+C-1} around the observation frame t0
+    (a_0 is the action recorded at t0). For a delay d in 1..D the model sees the prefix
+
+        [a_{-K} .. a_{-1}] (executed, K = length_prefix_past)
+        + [a_0 .. a_{d-1}] (committed: already sent to the robot while the model runs)
+
+    and predicts the chunk a_d .. a_{d+C-1} (C = chunk_size). Training covers every d in 1..D.
+
+    Inputs: at least one camera (`observation.images.*`) and/or `observation.environment_state`;
+    `observation.state` is optional. Output: `action`. `input_features` / `output_features` are
+    normally filled from the dataset by `lerobot-train`.
+
+    Args (beyond LeRobot's common policy fields):
+        n_obs_steps: observation frames per sample; only 1 is supported.
+        chunk_size: C, the number of actions predicted per call.
+        n_action_steps: actions executed from each chunk before the next one (<= chunk_size).
+        normalization_mapping: normalisation mode per feature type (mean/std everywhere by default).
+        vision_backbone: torchvision ResNet name (resnet18, resnet34, ...) used for every camera.
+        pretrained_backbone_weights: torchvision weights enum name, e.g. "ResNet18_Weights.IMAGENET1K_V1";
+            None (`--policy.pretrained_backbone_weights=null`) trains the backbone from scratch, which is
+            required offline.
+        replace_final_stride_with_dilation: dilate ResNet's last stage instead of striding.
+        pre_norm: pre-LayerNorm transformer blocks instead of post-norm.
+        dim_model: transformer width.
+        n_heads: attention heads.
+        dim_feedforward: hidden width of the transformer feed-forward blocks.
+        feedforward_activation: "relu" or "gelu".
+        n_encoder_layers: layers of the observation encoder.
+        n_decoder_layers: layers of the action decoder (prefix tokens + chunk queries).
+        use_vae: train with ACT's variational objective (a CVAE encoder over the future actions).
+        latent_dim: size of the VAE latent.
+        n_vae_encoder_layers: layers of the VAE encoder.
+        dropout: dropout inside the transformer layers.
+        kl_weight: weight of the KL term when use_vae is true.
+        optimizer_lr: AdamW learning rate for everything except the backbone.
+        optimizer_weight_decay: AdamW weight decay.
+        optimizer_lr_backbone: learning rate of the ResNet backbone.
+        length_prefix_past: K >= 0, executed actions a_{-K} .. a_{-1} in the prefix.
+        length_prefix_future: D >= 1, the largest delay; committed actions a_0 .. a_{d-1}, d <= D.
+        p_drop_obs: probability, per training sample, of replacing observation.state by zeros in the
+            normalised space (= the dataset mean state). Eval mode never drops.
+        use_action_relative: prefix and targets become deltas from the anchor a_0 (in normalised action
+            space); the output is a_0 + delta.
+    """
+
+    # Input / output structure.
+    n_obs_steps: int = 1
+    chunk_size: int = 100
+    n_action_steps: int = 100
+
+    normalization_mapping: dict[str, NormalizationMode] = field(
+        default_factory=lambda: {
+            "VISUAL": NormalizationMode.MEAN_STD,
+            "STATE": NormalizationMode.MEAN_STD,
+            "ENV": NormalizationMode.MEAN_STD,
+            "ACTION": NormalizationMode.MEAN_STD,
+        }
+    )
+
+    # Vision backbone.
+    vision_backbone: str = "resnet18"
+    pretrained_backbone_weights: str | None = "ResNet18_Weights.IMAGENET1K_V1"
+    replace_final_stride_with_dilation: bool = False
+    # Transformer.
+    pre_norm: bool = False
+    dim_model: int = 512
+    n_heads: int = 8
+    dim_feedforward: int = 3200
+    feedforward_activation: str = "relu"
+    n_encoder_layers: int = 4
+    n_decoder_layers: int = 1
+    # VAE.
+    use_vae: bool = True
+    latent_dim: int = 32
+    n_vae_encoder_layers: int = 4
+
+    # Training.
+    dropout: float = 0.1
+    kl_weight: float = 10.0
+    optimizer_lr: float = 1e-5
+    optimizer_weight_decay: float = 1e-4
+    optimizer_lr_backbone: float = 1e-5
+
+    # Action prefix and the experiment's ablations.
+    length_prefix_past: int = 4
+    length_prefix_future: int = 2
+    p_drop_obs: float = 0.0
+    use_action_relative: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.vision_backbone.startswith("resnet"):
+            raise ValueError(f"vision_backbone must be a torchvision ResNet, got {self.vision_backbone!r}.")
+        if self.n_obs_steps != 1:
+            raise ValueError(f"Only n_obs_steps=1 is supported, got {self.n_obs_steps}.")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}.")
+        if not 1 <= self.n_action_steps <= self.chunk_size:
+            raise ValueError(
+                f"n_action_steps must be in [1, chunk_size={self.chunk_size}], got {self.n_action_steps}: "
+                "a chunk cannot execute more actions than it predicts."
+            )
+        if self.length_prefix_past < 0:
+            raise ValueError(f"length_prefix_past (K) must be >= 0, got {self.length_prefix_past}.")
+        if self.length_prefix_future < 1:
+            raise ValueError(
+                f"length_prefix_future (D) must be >= 1, got {self.length_prefix_future}: a_0 is always "
+                "committed, so the smallest delay is 1."
+            )
+        if not 0.0 <= self.p_drop_obs <= 1.0:
+            raise ValueError(f"p_drop_obs must be a probability in [0, 1], got {self.p_drop_obs}.")
+        if self.feedforward_activation not in ("relu", "gelu"):
+            raise ValueError(f"feedforward_activation must be 'relu' or 'gelu', got {self.feedforward_activation!r}.")
+        if self.dim_model % self.n_heads != 0:
+            raise ValueError(f"dim_model ({self.dim_model}) must be divisible by n_heads ({self.n_heads}).")
+
+    def get_optimizer_preset(self) -> AdamWConfig:
+        return AdamWConfig(lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay)
+
+    def get_scheduler_preset(self) -> None:
+        return None
+
+    def validate_features(self) -> None:
+        if not self.image_features and not self.env_state_feature:
+            raise ValueError(
+                "act_smooth needs at least one camera (observation.images.*) or observation.environment_state "
+                "among its input features; the dataset/--policy.input_features provides neither."
+            )
+        if self.action_feature is None:
+            raise ValueError("act_smooth needs an 'action' output feature.")
+
+    @property
+    def prefix_length(self) -> int:
+        """K + D: prefix slots seen by the decoder."""
+        return self.length_prefix_past + self.length_prefix_future
+
+    @property
+    def observation_delta_indices(self) -> None:
+        return None
+
+    @property
+    def action_delta_indices(self) -> list:
+        # a_{-K} .. a_{D+C-1}: the prefix for every delay plus the targets of the largest delay.
+        return list(range(-self.length_prefix_past, self.length_prefix_future + self.chunk_size))
+
+    @property
+    def reward_delta_indices(self) -> None:
+        return None

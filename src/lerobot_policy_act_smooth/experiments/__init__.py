@@ -1,0 +1,11 @@
+"""The research plan as a declarative file, run as trials on Ray, reported from files on disk.
+
+plan.py      plan file format (TOML), validation, resolution of stage references into trials
+selection.py final training loss, divergence, winner of a stage (pure functions)
+trial.py     one trial: lerobot-train subprocess (resumable), evaluations, DONE.json
+runner.py    the driver: Ray, stage order, live progress
+report.py    report.md and PNGs from the files of an output_dir
+cli.py       `actsmooth-experiment run|report`
+
+Ray and matplotlib are imported inside the functions that need them.
+"""

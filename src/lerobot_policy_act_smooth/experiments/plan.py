@@ -1,0 +1,619 @@
+"""Plan files: a base configuration plus stages of trials, as TOML.
+
+A plan (see plans/paper.toml, and docs/experiments.md for the full reference):
+
+    name = "cpu-small"
+    seed = 1000
+    [dataset]            repo_id, root, heldout_episodes, optional [dataset.generate]
+    [train]              lerobot-train flags shared by every trial (batch_size, save_freq, ...)
+    [policy]             policy fields (`type` and the policy config fields), become --policy.X
+    [selection]          final_loss_window, divergence_factor
+    [evaluation]         replay_modes, closed_loop, closed_loop_episodes, replay_args, closed_loop_args, device
+    [stages.NAME]        steps, sweep, set, select, start_early, evaluate_checkpoint_of, ...
+
+Values in `set` (and `start_early`) may be references, resolved when the trial is scheduled:
+    "winner:STAGE"         the value the winning trial of STAGE used for this same field
+    "winner:STAGE:FIELD"   the value of FIELD in the winning trial of STAGE
+    "same:FIELD"           the value of FIELD in this trial (e.g. backbone lr = swept lr)
+Field names are lerobot-train flag names without the leading dashes ("policy.optimizer_lr",
+"batch_size"); nested TOML tables are flattened with dots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .selection import DIVERGENCE_FACTOR, FINAL_LOSS_WINDOW
+
+WINNER_PREFIX = "winner:"
+SAME_PREFIX = "same:"
+# Flags the runner sets itself for every trial; a plan must not set them.
+RUNNER_FLAGS = {"output_dir", "resume", "config_path", "job_name", "dataset.repo_id", "dataset.root", "dataset.episodes"}
+KNOWN_SELECT_EVALS = ("gt_prefix", "self_chaining", "closed_loop")
+REPLAY_MODES = ("gt_prefix", "self_chaining")
+
+_TOP_KEYS = {"name", "description", "seed", "dataset", "train", "policy", "selection", "evaluation", "stages"}
+_DATASET_KEYS = {"repo_id", "root", "heldout_episodes", "generate"}
+_GENERATE_KEYS = {"episodes", "seed", "fps", "cameras"}
+_SELECTION_KEYS = {"final_loss_window", "divergence_factor"}
+_EVAL_KEYS = {"replay_modes", "replay_args", "closed_loop", "closed_loop_episodes", "closed_loop_args", "device", "seed"}
+_STAGE_KEYS = {
+    "label", "steps", "sweep", "set", "select", "start_early", "evaluate_checkpoint_of",
+    "replay_modes", "replay_args", "closed_loop", "closed_loop_args", "in_results",
+}
+
+
+class PlanError(ValueError):
+    """A plan that cannot run; the message names every problem and how to fix it."""
+
+
+@dataclass
+class DatasetSpec:
+    repo_id: str
+    root: str  # relative paths: to output_dir when generated, else to the current directory
+    heldout_episodes: int = 3
+    generate: dict[str, Any] | None = None  # kwargs for sim.generate_dataset (episodes, seed, fps, cameras)
+
+    def resolved_root(self, output_dir: str | Path) -> Path:
+        root = Path(self.root).expanduser()
+        if root.is_absolute():
+            return root
+        return (Path(output_dir) / root) if self.generate is not None else root.resolve()
+
+
+@dataclass
+class Stage:
+    name: str
+    label: str
+    steps: int
+    sweep: tuple[str, list[Any]] | None
+    set: dict[str, Any]
+    select: str
+    start_early: dict[str, Any] | None
+    evaluate_checkpoint_of: str | None
+    replay_modes: list[str] | None
+    replay_args: list[str]
+    closed_loop: bool | None
+    closed_loop_args: list[str]
+    in_results: bool
+
+    @property
+    def dependencies(self) -> list[str]:
+        deps = []
+        for value in self.set.values():
+            ref = parse_winner_ref(value)
+            if ref and ref[0] not in deps:
+                deps.append(ref[0])
+        if self.evaluate_checkpoint_of and self.evaluate_checkpoint_of not in deps:
+            deps.append(self.evaluate_checkpoint_of)
+        return deps
+
+    @property
+    def trains(self) -> bool:
+        return self.evaluate_checkpoint_of is None
+
+
+@dataclass
+class Plan:
+    name: str
+    description: str
+    seed: int
+    dataset: DatasetSpec
+    train: dict[str, Any]
+    policy: dict[str, Any]
+    final_loss_window: int
+    divergence_factor: float
+    evaluation: dict[str, Any]
+    stages: dict[str, Stage]  # in file order
+    raw: dict[str, Any] = field(repr=False)
+    source: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({"source": self.source, "plan": self.raw}, indent=2)
+
+
+@dataclass
+class TrialSpec:
+    """One trial, fully resolved: what the worker runs. Serializable (plain dict via asdict)."""
+
+    stage: str
+    name: str  # directory name inside the stage folder
+    label: str
+    steps: int
+    flags: dict[str, Any]  # lerobot-train flags (without output_dir / resume)
+    early: bool = False
+    evaluate_checkpoint_of: str | None = None  # path of a finished trial dir whose checkpoint is evaluated
+    replay_modes: list[str] = field(default_factory=list)
+    replay_args: list[str] = field(default_factory=list)
+    closed_loop: bool = False
+    closed_loop_episodes: int = 0
+    closed_loop_args: list[str] = field(default_factory=list)
+    heldout_episodes: list[int] = field(default_factory=list)
+    eval_device: str = "cpu"
+    eval_seed: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage}/{self.name}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrialSpec:
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def shipped_plans() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(__package__).joinpath("plans").iterdir() if p.name.endswith(".toml"))
+
+
+def load_plan(plan: str | Path) -> Plan:
+    """Load a shipped plan by name ("paper", "cpu-small") or a plan file by path."""
+    text, source = _read_plan_text(plan)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise PlanError(f"plan {source}: not valid TOML: {e}") from e
+    return plan_from_dict(raw, source)
+
+
+def _read_plan_text(plan: str | Path) -> tuple[str, str]:
+    path = Path(plan)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise PlanError(f"plan file {path} does not exist (shipped plans: {', '.join(shipped_plans())})")
+        return path.read_text(), str(path.resolve())
+    ref = resources.files(__package__).joinpath("plans", f"{plan}.toml")
+    if not ref.is_file():
+        raise PlanError(
+            f"unknown plan {plan!r}: give a shipped plan name ({', '.join(shipped_plans())}) or a path to a .toml file"
+        )
+    return ref.read_text(), f"shipped:{plan}"
+
+
+def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"policy": {"lr": 1}} -> {"policy.lr": 1}; lists stay values."""
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, name + "."))
+        else:
+            out[name] = v
+    return out
+
+
+def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
+    """Build a Plan from parsed TOML; raises PlanError listing every structural problem."""
+    errors: list[str] = []
+    _unknown(errors, "plan", raw, _TOP_KEYS)
+    ds = raw.get("dataset")
+    dataset = None
+    if not isinstance(ds, dict) or not ds.get("repo_id") or not ds.get("root"):
+        errors.append("missing dataset: the plan needs [dataset] with repo_id and root (and [dataset.generate] to create it)")
+    else:
+        _unknown(errors, "[dataset]", ds, _DATASET_KEYS)
+        gen = ds.get("generate")
+        if gen is not None:
+            _unknown(errors, "[dataset.generate]", gen, _GENERATE_KEYS)
+            if not isinstance(gen.get("episodes"), int) or gen["episodes"] < 1:
+                errors.append("[dataset.generate] episodes must be a positive integer")
+        heldout = ds.get("heldout_episodes", 3)
+        if not isinstance(heldout, int) or heldout < 0:
+            errors.append(f"[dataset] heldout_episodes must be an integer >= 0, got {heldout!r}")
+        dataset = DatasetSpec(str(ds["repo_id"]), str(ds["root"]), heldout, gen)
+    train = flatten(raw.get("train", {}))
+    policy = flatten(raw.get("policy", {}))
+    if "type" not in policy:
+        errors.append("[policy] needs `type` (e.g. \"act_smooth\" or \"act\")")
+    sel = raw.get("selection", {})
+    _unknown(errors, "[selection]", sel, _SELECTION_KEYS)
+    window = sel.get("final_loss_window", FINAL_LOSS_WINDOW)
+    factor = sel.get("divergence_factor", DIVERGENCE_FACTOR)
+    if not isinstance(window, int) or window < 1:
+        errors.append(f"[selection] final_loss_window must be an integer >= 1, got {window!r}")
+    if not isinstance(factor, (int, float)) or factor <= 1:
+        errors.append(f"[selection] divergence_factor must be a number > 1, got {factor!r}")
+    evaluation = dict(raw.get("evaluation", {}))
+    _unknown(errors, "[evaluation]", evaluation, _EVAL_KEYS)
+    evaluation.setdefault("replay_modes", list(REPLAY_MODES))
+    evaluation.setdefault("replay_args", [])
+    evaluation.setdefault("closed_loop", "auto")
+    evaluation.setdefault("closed_loop_episodes", 5)
+    evaluation.setdefault("closed_loop_args", [])
+    evaluation.setdefault("device", "auto")
+    for mode in evaluation["replay_modes"]:
+        if mode not in REPLAY_MODES:
+            errors.append(f"[evaluation] unknown replay mode {mode!r} (use {', '.join(REPLAY_MODES)})")
+
+    stages: dict[str, Stage] = {}
+    for name, st in (raw.get("stages") or {}).items():
+        where = f"[stages.{name}]"
+        if not isinstance(st, dict):
+            errors.append(f"{where} must be a table")
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+            errors.append(f"{where}: stage names may only use letters, digits, '_' and '-'")
+        _unknown(errors, where, st, _STAGE_KEYS)
+        evaluate_of = st.get("evaluate_checkpoint_of")
+        steps = st.get("steps", 0 if evaluate_of else None)
+        if evaluate_of is None and (not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0):
+            errors.append(f"{where}: steps must be a positive integer, got {steps!r}")
+        sweep = None
+        if "sweep" in st:
+            sw = flatten(st["sweep"]) if isinstance(st["sweep"], dict) else None
+            if not sw or len(sw) != 1:
+                errors.append(f"{where}: sweep must name exactly one field, e.g. sweep.\"policy.optimizer_lr\" = [1e-5, 3e-5]")
+            else:
+                (fname, values), = sw.items()
+                if not isinstance(values, list) or not values:
+                    errors.append(f"{where}: empty sweep over {fname}: give at least one value")
+                elif len(set(map(repr, values))) != len(values):
+                    errors.append(f"{where}: sweep over {fname} repeats a value")
+                else:
+                    sweep = (fname, values)
+        select = st.get("select", "final_loss")
+        if select != "final_loss" and not (
+            isinstance(select, str) and select.split(".", 1)[0] in KNOWN_SELECT_EVALS and "." in select
+        ):
+            errors.append(
+                f"{where}: select must be \"final_loss\" or EVAL.METRIC with EVAL in {', '.join(KNOWN_SELECT_EVALS)}, got {select!r}"
+            )
+        modes = st.get("replay_modes")
+        for mode in modes or []:
+            if mode not in REPLAY_MODES:
+                errors.append(f"{where}: unknown replay mode {mode!r}")
+        stages[name] = Stage(
+            name=name,
+            label=str(st.get("label", name)),
+            steps=int(steps or 0) if isinstance(steps, int) else 0,
+            sweep=sweep,
+            set=flatten(st.get("set", {})),
+            select=select,
+            start_early=flatten(st["start_early"]) if isinstance(st.get("start_early"), dict) else None,
+            evaluate_checkpoint_of=evaluate_of,
+            replay_modes=modes,
+            replay_args=list(st.get("replay_args", [])),
+            closed_loop=st.get("closed_loop"),
+            closed_loop_args=list(st.get("closed_loop_args", [])),
+            in_results=bool(st.get("in_results", True)),
+        )
+    if not stages:
+        errors.append("the plan has no [stages.NAME] section")
+    if errors:
+        raise PlanError(_format_errors(source, errors))
+    return Plan(
+        name=str(raw.get("name", Path(source).stem)),
+        description=str(raw.get("description", "")),
+        seed=int(raw.get("seed", 1000)),
+        dataset=dataset,
+        train=train,
+        policy=policy,
+        final_loss_window=window,
+        divergence_factor=float(factor),
+        evaluation=evaluation,
+        stages=stages,
+        raw=raw,
+        source=source,
+    )
+
+
+def _unknown(errors: list[str], where: str, table: Any, allowed: set[str]) -> None:
+    if not isinstance(table, dict):
+        errors.append(f"{where} must be a table")
+        return
+    for k in table:
+        if k not in allowed:
+            errors.append(f"{where}: unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _format_errors(source: str, errors: list[str]) -> str:
+    return f"invalid plan {source}:\n" + "\n".join(f"  - {e}" for e in errors)
+
+
+# --------------------------------------------------------------------------- references
+
+
+def parse_winner_ref(value: Any) -> tuple[str, str | None] | None:
+    """"winner:STAGE" -> (STAGE, None); "winner:STAGE:FIELD" -> (STAGE, FIELD); else None."""
+    if isinstance(value, str) and value.startswith(WINNER_PREFIX):
+        parts = value[len(WINNER_PREFIX):].split(":", 1)
+        return parts[0], (parts[1] if len(parts) > 1 else None)
+    return None
+
+
+def parse_same_ref(value: Any) -> str | None:
+    if isinstance(value, str) and value.startswith(SAME_PREFIX):
+        return value[len(SAME_PREFIX):]
+    return None
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def policy_fields(policy_type: str) -> set[str] | None:
+    """Field names of the config dataclass registered for `policy_type`, or None if unknown here."""
+    try:
+        from lerobot.configs.policies import PreTrainedConfig
+
+        import lerobot.policies  # noqa: F401  (registers LeRobot's own policy types)
+        if policy_type == "act_smooth":
+            import lerobot_policy_act_smooth  # noqa: F401  (registers act_smooth)
+        cls = PreTrainedConfig.get_choice_class(policy_type)
+    except Exception:  # noqa: BLE001 - an unknown type is reported by the caller
+        return None
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def train_fields() -> set[str]:
+    from lerobot.configs.train import TrainPipelineConfig
+
+    return {f.name for f in dataclasses.fields(TrainPipelineConfig)}
+
+
+def base_flags(plan: Plan) -> dict[str, Any]:
+    flags = dict(plan.train)
+    flags.update({f"policy.{k}": v for k, v in plan.policy.items()})
+    return flags
+
+
+def validate_plan(plan: Plan, output_dir: str | Path | None = None) -> None:
+    """Semantic checks before any trial starts: stage references, field names, dependency cycles,
+    the dataset. Raises PlanError listing every problem."""
+    errors: list[str] = []
+    stages = plan.stages
+    base = base_flags(plan)
+    known_train = train_fields()
+    type_fields: dict[str, set[str] | None] = {}
+
+    def fields_of(ptype: str) -> set[str] | None:
+        if ptype not in type_fields:
+            type_fields[ptype] = policy_fields(ptype)
+        return type_fields[ptype]
+
+    all_policy_fields = set()
+    for ptype in {plan.policy.get("type")} | {st.set.get("policy.type") for st in stages.values()}:
+        if isinstance(ptype, str) and not ptype.startswith((WINNER_PREFIX, SAME_PREFIX)):
+            f = fields_of(ptype)
+            if f is None:
+                errors.append(f"unknown policy type {ptype!r} (is its plugin installed?)")
+            else:
+                all_policy_fields |= f
+
+    def check_field(where: str, name: str) -> None:
+        if name in RUNNER_FLAGS:
+            errors.append(f"{where}: {name} is set by the runner for every trial; remove it from the plan")
+            return
+        if name == "steps" and where != "[train]":
+            errors.append(f"{where}: set steps with the stage's `steps` key")
+            return
+        if name.startswith("policy."):
+            pname = name[len("policy."):].split(".")[0]
+            if pname != "type" and all_policy_fields and pname not in all_policy_fields:
+                errors.append(f"{where}: unknown policy field {pname!r} (not a field of the policy config)")
+        elif name.split(".")[0] not in known_train:
+            errors.append(f"{where}: unknown lerobot-train flag {name!r}")
+
+    for name in plan.train:
+        check_field("[train]", name)
+    if "steps" in plan.train:
+        errors.append("[train]: steps is given per stage (`steps = N` in each [stages.NAME])")
+    for name in plan.policy:
+        check_field("[policy]", f"policy.{name}")
+
+    order = list(stages)
+    for name, st in stages.items():
+        where = f"[stages.{name}]"
+        fields = dict(st.set)
+        if st.sweep:
+            fields[st.sweep[0]] = st.sweep[1][0]
+            if st.sweep[0] in st.set:
+                errors.append(f"{where}: {st.sweep[0]} is both swept and set")
+        for fname in fields:
+            check_field(where, fname)
+        for fname, value in st.set.items():
+            ref = parse_winner_ref(value)
+            if ref:
+                dep, dep_field = ref
+                if dep not in stages:
+                    errors.append(f"{where}: {fname} = {value!r} references unknown stage {dep!r} (stages: {', '.join(order)})")
+                    continue
+                if dep == name:
+                    errors.append(f"{where}: {fname} references its own stage")
+                    continue
+                src = stages[dep]
+                src_field = dep_field or fname
+                src_fields = set(base) | set(src.set) | ({src.sweep[0]} if src.sweep else set())
+                if src_field not in src_fields:
+                    errors.append(f"{where}: {fname} = {value!r}, but stage {dep!r} never sets {src_field}")
+            same = parse_same_ref(value)
+            if same is not None and same not in fields and same not in base:
+                errors.append(f"{where}: {fname} = {value!r}, but this trial has no field {same}")
+        if st.evaluate_checkpoint_of is not None:
+            if st.evaluate_checkpoint_of not in stages:
+                errors.append(f"{where}: evaluate_checkpoint_of references unknown stage {st.evaluate_checkpoint_of!r}")
+            if st.sweep or st.set:
+                errors.append(f"{where}: a stage that evaluates another stage's checkpoint cannot sweep or set fields")
+        if st.start_early is not None:
+            refs = {f for f, v in st.set.items() if parse_winner_ref(v)}
+            extra = set(st.start_early) - refs
+            if extra:
+                errors.append(f"{where}: start_early may only replace winner references; {', '.join(sorted(extra))} are not")
+            if refs - set(st.start_early):
+                errors.append(
+                    f"{where}: start_early must give a value for every winner reference ({', '.join(sorted(refs - set(st.start_early)))} missing)"
+                )
+            if st.evaluate_checkpoint_of:
+                errors.append(f"{where}: start_early is for training stages")
+    cycle = _find_cycle(plan)
+    if cycle:
+        errors.append("stage references form a cycle: " + " -> ".join(cycle))
+
+    if plan.dataset.generate is None:
+        root = plan.dataset.resolved_root(output_dir or ".")
+        if not (root / "meta" / "info.json").is_file():
+            errors.append(
+                f"missing dataset: {root} is not a LeRobot dataset (no meta/info.json); "
+                "give an existing dataset root (--dataset_root=...), or add [dataset.generate] to create one"
+            )
+        else:
+            n = dataset_num_episodes(root)
+            if n <= plan.dataset.heldout_episodes:
+                errors.append(
+                    f"dataset {root} has {n} episodes; heldout_episodes = {plan.dataset.heldout_episodes} leaves none to train on"
+                )
+    elif plan.dataset.generate["episodes"] <= plan.dataset.heldout_episodes:
+        errors.append("[dataset.generate] episodes must exceed heldout_episodes")
+    if errors:
+        raise PlanError(_format_errors(plan.source, errors))
+
+
+def _find_cycle(plan: Plan) -> list[str] | None:
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        if state.get(n) == 1:
+            return path[path.index(n):] + [n]
+        if state.get(n) == 2 or n not in plan.stages:
+            return None
+        state[n] = 1
+        path.append(n)
+        for d in plan.stages[n].dependencies:
+            c = visit(d)
+            if c:
+                return c
+        path.pop()
+        state[n] = 2
+        return None
+
+    for n in plan.stages:
+        c = visit(n)
+        if c:
+            return c
+    return None
+
+
+def dataset_num_episodes(root: str | Path) -> int:
+    info = json.loads((Path(root) / "meta" / "info.json").read_text())
+    return int(info["total_episodes"])
+
+
+def split_episodes(num_episodes: int, heldout: int) -> tuple[list[int], list[int]]:
+    """(train, held-out): the last `heldout` episodes are held out and never trained on."""
+    cut = num_episodes - heldout
+    return list(range(cut)), list(range(cut, num_episodes))
+
+
+# --------------------------------------------------------------------------- trials
+
+
+def format_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return f"{v:g}" if math.isfinite(v) else str(v)
+    if isinstance(v, list):
+        return "[" + ",".join(format_value(x) for x in v) + "]"
+    return str(v)
+
+
+def trial_name(field_name: str, value: Any) -> str:
+    short = field_name.split(".")[-1]
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{short}_{format_value(value)}")
+
+
+def resolve_stage(
+    plan: Plan,
+    stage: Stage,
+    winner_flags: dict[str, dict[str, Any]],
+    dataset_flags: dict[str, Any],
+    early: bool = False,
+) -> list[TrialSpec]:
+    """The trials of `stage` with every reference resolved.
+
+    winner_flags: stage name -> flags of its winning trial (for the stages this one depends on).
+    early: use the stage's start_early values in place of its winner references.
+    """
+    ev = plan.evaluation
+    common = dict(
+        replay_modes=list(stage.replay_modes if stage.replay_modes is not None else ev["replay_modes"]),
+        replay_args=list(ev.get("replay_args", [])) + stage.replay_args,
+        closed_loop_episodes=int(ev.get("closed_loop_episodes", 5)),
+        closed_loop_args=list(ev.get("closed_loop_args", [])) + stage.closed_loop_args,
+        eval_seed=int(ev.get("seed", plan.seed)),
+    )
+    if stage.evaluate_checkpoint_of is not None:
+        src = winner_flags[stage.evaluate_checkpoint_of]
+        return [
+            TrialSpec(stage=stage.name, name="run", label=stage.label, steps=0, flags=dict(src), **common)
+        ]
+    variants: list[tuple[str, str, dict[str, Any]]] = []
+    if stage.sweep:
+        fname, values = stage.sweep
+        for v in values:
+            variants.append((trial_name(fname, v), f"{stage.label} {fname.split('.')[-1]}={format_value(v)}", {fname: v}))
+    else:
+        variants.append(("run", stage.label, {}))
+    trials = []
+    for name, label, swept in variants:
+        flags = base_flags(plan)
+        for fname, value in stage.set.items():
+            ref = parse_winner_ref(value)
+            if ref is None:
+                continue
+            if early:
+                flags[fname] = stage.start_early[fname]
+            else:
+                dep, dep_field = ref
+                flags[fname] = winner_flags[dep][dep_field or fname]
+        flags.update({k: v for k, v in stage.set.items() if parse_winner_ref(v) is None and parse_same_ref(v) is None})
+        flags.update(swept)
+        for fname, value in stage.set.items():
+            same = parse_same_ref(value)
+            if same is not None:
+                flags[fname] = flags[same]
+        flags = drop_foreign_policy_fields(flags)
+        flags["steps"] = stage.steps
+        flags["seed"] = flags.get("seed", plan.seed)
+        flags.update(dataset_flags)
+        trials.append(
+            TrialSpec(
+                stage=stage.name,
+                name=name + (".early" if early else ""),
+                label=label + (" (early start)" if early else ""),
+                steps=stage.steps,
+                flags=flags,
+                early=early,
+                **common,
+            )
+        )
+    return trials
+
+
+def drop_foreign_policy_fields(flags: dict[str, Any]) -> dict[str, Any]:
+    """Drop policy fields that the trial's policy type does not have (e.g. the prefix lengths of
+    act_smooth for a vanilla `act` trial). Unknown names were already rejected by validate_plan."""
+    ptype = flags.get("policy.type")
+    fields = policy_fields(ptype) if isinstance(ptype, str) else None
+    if fields is None:
+        return flags
+    return {
+        k: v
+        for k, v in flags.items()
+        if not k.startswith("policy.") or k == "policy.type" or k[len("policy."):].split(".")[0] in fields
+    }

@@ -1,0 +1,363 @@
+"""The driver: prepares the dataset, schedules the plan's trials on Ray in dependency order,
+prints live progress, writes stage summaries and the report.
+
+Trials run as Ray tasks (one lerobot-train subprocess each, then its evaluations); every result
+is a file under output_dir, which therefore must be visible to all nodes of the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..provenance import atomic_write_json, atomic_write_text, run_metadata
+from .plan import Plan, PlanError, TrialSpec, dataset_num_episodes, resolve_stage, split_episodes, validate_plan
+from .selection import Candidate, select_winner
+from .trial import DONE_FILE, evaluations_complete, read_done, read_loss_csv, run_trial, trial_dir
+
+MAX_TASK_RETRIES = 3  # a trial whose worker or node dies is re-run (and resumes from its checkpoint)
+
+
+@dataclass
+class RunOptions:
+    output_dir: Path
+    ray_address: str | None = None
+    max_concurrent_trials: int | None = None
+    cpus_per_trial: int | None = None
+    retry_failed_evals: bool = True
+    write_report: bool = True
+    poll_s: float = 2.0
+    print_every_s: float = 15.0
+
+
+def apply_dataset_overrides(plan: Plan, root: str | None, repo_id: str | None) -> None:
+    """--dataset_root points the plan at an existing dataset (its generate section is dropped)."""
+    if root:
+        plan.dataset.root = str(Path(root).expanduser().resolve())
+        plan.dataset.generate = None
+    if repo_id:
+        plan.dataset.repo_id = repo_id
+
+
+def prepare_dataset(plan: Plan, output_dir: Path, out: Callable[[str], None]) -> Path:
+    """The dataset root, generated first when the plan asks for it and it is not complete yet."""
+    root = plan.dataset.resolved_root(output_dir)
+    gen = plan.dataset.generate
+    if gen is None:
+        return root
+    info = root / "meta" / "info.json"
+    if info.is_file() and dataset_num_episodes(root) == gen["episodes"]:
+        out(f"dataset: {root} ({gen['episodes']} episodes, already generated)")
+        return root
+    try:
+        from ..sim import generate_dataset
+    except ImportError as e:
+        raise RuntimeError(f"the plan generates its dataset, but the simulator is not available: {e}") from e
+    out(f"dataset: generating {gen['episodes']} simulated episodes into {root} ...")
+    t0 = time.time()
+    generate_dataset(
+        repo_id=plan.dataset.repo_id,
+        root=root,
+        episodes=int(gen["episodes"]),
+        seed=int(gen.get("seed", plan.seed)),
+        fps=int(gen.get("fps", 30)),
+        cameras=gen.get("cameras") or None,
+        overwrite=root.exists(),  # a root without a complete dataset is an interrupted generation
+    )
+    out(f"dataset: done in {time.time() - t0:.0f} s")
+    return root
+
+
+def _init_ray(address: str | None) -> bool:
+    """Connect to `address` or start a quiet local Ray; True if this call started/owns the session."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    kwargs: dict[str, Any] = dict(logging_level=logging.WARNING, log_to_driver=False)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **kwargs)
+    return True
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Scheduler:
+    """Decides which trials can run, from the plan and the DONE.json files on disk."""
+
+    def __init__(self, plan: Plan, output_dir: Path, dataset_flags: dict, heldout: list[int], closed_loop: bool):
+        self.plan = plan
+        self.output_dir = output_dir
+        self.dataset_flags = dataset_flags
+        self.heldout = heldout
+        self.closed_loop = closed_loop
+        self.winners: dict[str, dict] = {}  # stage -> {"trial": key, "flags": ..., "dir": ...}
+        self.final_trials: dict[str, list[TrialSpec]] = {}
+        self.early_trials: dict[str, list[TrialSpec]] = {}
+        self.failed_stages: dict[str, str] = {}
+
+    def _finish_spec(self, spec: TrialSpec, stage_name: str) -> TrialSpec:
+        st = self.plan.stages[stage_name]
+        spec.heldout_episodes = list(self.heldout)
+        spec.closed_loop = self.closed_loop if st.closed_loop is None else bool(st.closed_loop)
+        if st.evaluate_checkpoint_of:
+            spec.evaluate_checkpoint_of = self.winners[st.evaluate_checkpoint_of]["dir"]
+        return spec
+
+    def wanted(self) -> list[TrialSpec]:
+        """Every trial that can be known now (final trials of ready stages, early trials)."""
+        specs = []
+        for name, st in self.plan.stages.items():
+            if name in self.failed_stages:
+                continue
+            deps = st.dependencies
+            if all(d in self.winners for d in deps):
+                if name not in self.final_trials:
+                    winner_flags = {d: self.winners[d]["flags"] for d in deps}
+                    final = [self._finish_spec(s, name) for s in
+                             resolve_stage(self.plan, st, winner_flags, self.dataset_flags)]
+                    # An early-started trial that turned out to use the winning values is the result.
+                    early = {s.name[: -len(".early")]: s for s in self.early_trials.get(name, [])}
+                    final = [early[s.name] if s.name in early and early[s.name].flags == s.flags else s for s in final]
+                    self.final_trials[name] = final
+                specs.extend(self.final_trials[name])
+            elif st.start_early is not None and not any(d in self.failed_stages for d in deps):
+                if name not in self.early_trials:
+                    self.early_trials[name] = [self._finish_spec(s, name) for s in
+                                               resolve_stage(self.plan, st, {}, self.dataset_flags, early=True)]
+                specs.extend(self.early_trials[name])
+        return specs
+
+    def block_dependents(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for name, st in self.plan.stages.items():
+                if name not in self.failed_stages:
+                    bad = [d for d in st.dependencies if d in self.failed_stages]
+                    if bad:
+                        self.failed_stages[name] = f"depends on failed stage {bad[0]}"
+                        changed = True
+
+    def update_winners(self) -> list[str]:
+        """Select winners of stages whose final trials are all done; returns newly decided stages."""
+        decided = []
+        for name, specs in self.final_trials.items():
+            if name in self.winners or name in self.failed_stages:
+                continue
+            dones = [read_done(trial_dir(self.output_dir, s)) for s in specs]
+            if any(d is None for d in dones):
+                continue
+            summary = stage_summary(self.plan, name, specs, self.output_dir)
+            atomic_write_json(self.output_dir / name / "stage.json", summary)
+            if summary["winner"] is None:
+                self.failed_stages[name] = summary["note"] or "no winner"
+                continue
+            w = next(s for s in specs if s.key == summary["winner"])
+            self.winners[name] = {"trial": w.key, "flags": w.flags, "dir": str(trial_dir(self.output_dir, w))}
+            decided.append(name)
+        self.block_dependents()
+        return decided
+
+
+def trial_metrics(tdir: Path) -> dict[str, float]:
+    """{"gt_prefix.U_a_mean": ..., "closed_loop.obs_U_a_mean": ...} from a trial's eval files."""
+    done = read_done(tdir) or {}
+    out = {}
+    for name, ev in done.get("evaluations", {}).items():
+        if ev.get("status") == "ok" and ev.get("metrics"):
+            try:
+                agg = json.loads((tdir / ev["metrics"]).read_text()).get("aggregate", {})
+            except (OSError, json.JSONDecodeError):
+                continue
+            for k, v in agg.items():
+                if isinstance(v, (int, float)):
+                    out[f"{name}.{k}"] = float(v)
+    return out
+
+
+def stage_summary(plan: Plan, stage_name: str, specs: list[TrialSpec], output_dir: Path) -> dict:
+    st = plan.stages[stage_name]
+    cands = []
+    for s in specs:
+        tdir = trial_dir(output_dir, s)
+        losses = [r["loss"] for r in read_loss_csv(tdir)]
+        cands.append(Candidate(s.key, losses, trial_metrics(tdir)))
+    if not st.trains:
+        # An evaluation-only stage passes on the checkpoint it evaluated.
+        key = specs[0].key
+        return {"stage": stage_name, "winner": key, "rule": "evaluation only", "final_losses": {}, "diverged": {},
+                "note": ""}
+    sel = select_winner(cands, st.select, plan.final_loss_window, plan.divergence_factor)
+    return {"stage": stage_name, "winner": sel.winner, "rule": sel.rule_used, "final_losses": sel.final_losses,
+            "diverged": sel.diverged, "note": sel.note, "final_loss_window": plan.final_loss_window,
+            "divergence_factor": plan.divergence_factor}
+
+
+def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -> int:
+    """Run every trial of the plan that is not finished yet; 0 when all finished, 1 otherwise.
+    Raises PlanError (before anything runs) for a plan that cannot run."""
+    output_dir = Path(opts.output_dir).expanduser().resolve()
+    validate_plan(plan, output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    atomic_write_text(output_dir / "plan.json", plan.to_json() + "\n")
+    meta = run_metadata(config={"plan": plan.name, "plan_source": plan.source,
+                                "options": {k: str(v) for k, v in vars(opts).items()}}, seed=plan.seed)
+    atomic_write_json(output_dir / "run.json", meta)
+    with (output_dir / "runs.jsonl").open("a") as f:
+        f.write(json.dumps({"started_utc": meta["created_utc"], "command": meta["command"],
+                            "git_commit": meta["git_commit"]}) + "\n")
+
+    root = prepare_dataset(plan, output_dir, out)
+    n_episodes = dataset_num_episodes(root)
+    train_eps, heldout = split_episodes(n_episodes, plan.dataset.heldout_episodes)
+    out(f"dataset: {plan.dataset.repo_id} at {root}: {n_episodes} episodes, training on 0..{train_eps[-1]}, "
+        f"held out for evaluation: {heldout}")
+    dataset_flags = {"dataset.repo_id": plan.dataset.repo_id, "dataset.root": str(root), "dataset.episodes": train_eps}
+    closed_loop = plan.evaluation.get("closed_loop", "auto")
+    closed_loop = (plan.dataset.generate is not None) if closed_loop == "auto" else bool(closed_loop)
+    sched = Scheduler(plan, output_dir, dataset_flags, heldout, closed_loop)
+
+    owns_ray = _init_ray(opts.ray_address)
+    import ray
+
+    import threading
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.getsignal(signal.SIGTERM)
+    if in_main_thread:  # SIGTERM ends the run like Ctrl-C: Ray is shut down, trainers die with it
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0)
+        cpus = int(resources.get("CPU", 1))
+        cpus_per_trial = opts.cpus_per_trial or (max(1, cpus // int(gpus)) if gpus else 1)
+        device = "cuda" if gpus else "cpu"
+        out(f"ray: {len(ray.nodes())} node(s), {cpus} CPU, {gpus:g} GPU; each trial asks for "
+            f"{cpus_per_trial} CPU{' and 1 GPU' if gpus else ''}")
+        remote = ray.remote(run_trial).options(
+            num_cpus=cpus_per_trial, num_gpus=1 if gpus else 0, max_retries=MAX_TASK_RETRIES, retry_exceptions=False
+        )
+        running: dict[Any, TrialSpec] = {}
+        status: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        last_print: dict[str, tuple[float, str | None, str]] = {}
+        while True:
+            sched.update_winners()
+            for stage in list(sched.winners):
+                if status.get(f"stage:{stage}") is None:
+                    status[f"stage:{stage}"] = "decided"
+                    out(f"stage {stage}: winner {sched.winners[stage]['trial']}")
+            wanted = sched.wanted()
+            total = len(wanted)
+            for spec in wanted:
+                key = spec.key
+                if key in status:
+                    continue
+                done = read_done(trial_dir(output_dir, spec))
+                if done and (evaluations_complete(done) or not opts.retry_failed_evals):
+                    status[key] = "done"
+                    continue
+                if opts.max_concurrent_trials and len(running) >= opts.max_concurrent_trials:
+                    continue
+                status[key] = "running"
+                running[remote.remote(spec.to_dict(), str(output_dir), device, cpus_per_trial)] = spec
+                out(f"{_now()} start {key}" + (" (evaluations only)" if done else ""))
+            if not running:
+                break
+            ready, _ = ray.wait(list(running), num_returns=len(running), timeout=opts.poll_s)
+            for ref in ready:
+                spec = running.pop(ref)
+                try:
+                    result = ray.get(ref)
+                    status[spec.key] = "done"
+                    evals = ", ".join(f"{k}:{v.get('status')}" for k, v in result.get("evaluations", {}).items())
+                    out(f"{_now()} done  {spec.key}  ({evals or 'no evaluations'})")
+                except Exception as e:  # noqa: BLE001 - one failed trial must not stop the others
+                    status[spec.key] = "failed"
+                    errors[spec.key] = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+                    sched.failed_stages[spec.stage] = f"trial {spec.key} failed"
+                    sched.block_dependents()
+                    out(f"{_now()} FAILED {spec.key}: {e}")
+            n_done = sum(1 for k, v in status.items() if v == "done" and not k.startswith("stage:"))
+            for spec in running.values():
+                progress = _read_progress(output_dir, spec)
+                if progress is None:
+                    continue
+                line = _progress_line(spec, progress, n_done, total)
+                prev = last_print.get(spec.key)
+                phase_changed = prev is None or prev[1] != progress.get("phase")
+                if phase_changed or (line != prev[2] and time.time() - prev[0] >= opts.print_every_s):
+                    out(f"{_now()} {line}")
+                    last_print[spec.key] = (time.time(), progress.get("phase"), line)
+    except KeyboardInterrupt:
+        out("interrupted: finished trials are kept; re-run the same command to resume")
+        raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
+        if owns_ray:
+            ray.shutdown()
+
+    for name, reason in sched.failed_stages.items():
+        out(f"stage {name}: not completed ({reason})")
+    for key, err in errors.items():
+        out(f"trial {key} failed: {err}")
+    if opts.write_report:
+        from .report import write_report
+
+        path = write_report(output_dir)
+        out(f"report: {path}")
+    out(f"plan {plan.name}: {'finished' if not sched.failed_stages else 'incomplete'} in {time.time() - started:.0f} s")
+    return 0 if not sched.failed_stages else 1
+
+
+def _now() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+def _raise_interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def _read_progress(output_dir: Path, spec: TrialSpec) -> dict | None:
+    try:
+        return json.loads((trial_dir(output_dir, spec) / "progress.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _progress_line(spec: TrialSpec, p: dict, n_done: int, total: int) -> str:
+    """One compact status line: trial, step of total, loss, time left."""
+    loss = p.get("loss")
+    loss_s = f"loss {loss:.4f}" if isinstance(loss, (int, float)) else "loss -"
+    if p.get("phase") == "train":
+        return (f"[{n_done}/{total} done] {spec.key} train step {p.get('step')}/{p.get('total')} {loss_s} "
+                f"left {_fmt_eta(p.get('eta_s'))}")
+    return f"[{n_done}/{total} done] {spec.key} {p.get('phase')}"
+
+
+def main_run(plan: Plan, opts: RunOptions) -> int:
+    try:
+        return run_plan(plan, opts)
+    except PlanError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

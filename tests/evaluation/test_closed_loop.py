@@ -1,0 +1,267 @@
+"""Closed-loop evaluation in the real simulator, driven by stand-in predictors.
+
+The stand-ins replace a trained ChunkPredictor (lerobot_policy_act_smooth.inference) with
+known output, so the timeline and the files can be checked by hand; the simulator, metrics
+and file writers are the real ones. The end-to-end run with a trained checkpoint is in
+test_closed_loop_e2e.py.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from lerobot_policy_act_smooth.evaluation.closed_loop import (
+    PolicyPathConfig,
+    SimEvalConfig,
+    SimEvalError,
+    output_paths,
+    plot_path,
+    run_sim_eval,
+)
+
+STATE = "observation.state"
+ENV_STATE = "observation.environment_state"
+
+
+class RampPredictor:
+    """Stand-in for an act_smooth ChunkPredictor (C=6, K=2, D=2): every chunk continues the last
+    committed action with a constant step of 0.3 deg/frame per joint; logs every call."""
+
+    policy_type = "act_smooth"
+    past_length = 2
+    max_delay = 2
+    chunk_size = 6
+    n_action_steps = 6
+    action_dim = 6
+    use_action_relative = False
+
+    def __init__(self, input_features=None):
+        self.input_features = input_features or {STATE: (6,), ENV_STATE: (10,)}
+        self.calls = []
+
+    def predict(self, observation, past_actions, committed_actions):
+        assert past_actions.ndim == 3 and committed_actions.ndim == 3
+        self.calls.append(
+            {k: np.array(v) for k, v in observation.items()} | {"past": past_actions.copy(), "committed": committed_actions.copy()}
+        )
+        last = committed_actions[:, -1]
+        return last[:, None, :] + 0.3 * np.arange(1, self.chunk_size + 1)[None, :, None]
+
+
+class BackToBackActPredictor(RampPredictor):
+    """Stand-in for LeRobot's act (no prefix): each chunk ramps up from the observed state."""
+
+    policy_type = "act"
+    past_length = 0
+    max_delay = 0
+    n_action_steps = 4
+
+    def predict(self, observation, past_actions, committed_actions):
+        assert past_actions.shape[1] == 0 and committed_actions.shape[1] == 0
+        self.calls.append({"past": past_actions, "committed": committed_actions})
+        state = observation[STATE]
+        return state[:, None, :] + 0.3 * np.arange(1, self.chunk_size + 1)[None, :, None]
+
+
+def config(tmp_path, name="run", **kwargs):
+    base = dict(policy=PolicyPathConfig(path="stand-in"), episodes=1, seed=5, output=str(tmp_path / name), max_steps=20, plots=False)
+    base.update(kwargs)
+    return SimEvalConfig(**base)
+
+
+def trajectories(stem):
+    return (output_paths(stem)["trajectories"]).read_text()
+
+
+@pytest.mark.parametrize(
+    ("latency_ms", "expected"),
+    [
+        # (request frame, committed frames, switch frame, past frames), derived by hand for C=6, K=2
+        ("35", [(0, [0, 1], 2, []), (6, [6, 7], 8, [4, 5]), (12, [12, 13], 14, [10, 11]), (18, [18, 19], 20, [16, 17])]),
+        ("10", [(0, [0], 1, []), (6, [6], 7, [4, 5]), (12, [12], 13, [10, 11]), (18, [18], 19, [16, 17])]),
+    ],
+)
+def test_timeline_in_the_simulator_matches_hand_derivation(tmp_path, latency_ms, expected):
+    predictor = RampPredictor()
+    out = run_sim_eval(config(tmp_path, latency_ms=latency_ms), predictor=predictor)
+    ep = out["episodes"][0]
+    got = [(r["request_frame"], r["committed_frames"], r["switch_frame"], r["past_frames"]) for r in ep["requests"]]
+    assert got == expected
+    assert ep["switch_frames"] == [r[2] for r in expected if r[2] < 20]
+    assert ep["boundaries"] == ep["switch_frames"][1:]
+    assert out["settings"]["committed_actions"] == len(expected[0][1])
+
+    # What the policy was given is what the robot saw and did at those frames.
+    rows = [line.split(",") for line in trajectories(tmp_path / "run").splitlines()[1:]]
+    commanded = np.array([float(r[3]) for r in rows]).reshape(20, 6)
+    observed = np.array([float(r[4]) for r in rows]).reshape(20, 6)
+    for call, (t, committed, _, past) in zip(predictor.calls, expected):
+        np.testing.assert_allclose(call[STATE][0], observed[t], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(call["committed"][0], commanded[committed], atol=1e-5)
+        np.testing.assert_allclose(call["past"][0].reshape(-1, 6), commanded[past].reshape(-1, 6), atol=1e-5)
+    # First chunk: the robot holds its measured start position while it is computed.
+    np.testing.assert_allclose(commanded[0], observed[0], atol=1e-5)
+    assert predictor.calls[0]["past"].shape == (1, 0, 6)
+
+
+def test_act_runs_back_to_back_synchronously(tmp_path):
+    predictor = BackToBackActPredictor()
+    out = run_sim_eval(config(tmp_path, threshold=3), predictor=predictor)
+    ep = out["episodes"][0]
+    assert [r["request_frame"] for r in ep["requests"]] == [0, 4, 8, 12, 16]
+    assert all(r["committed_frames"] == [] and r["switch_frame"] == r["request_frame"] for r in ep["requests"])
+    assert ep["boundaries"] == [4, 8, 12, 16]
+    assert out["settings"]["committed_actions"] == 0 and out["settings"]["latency_ms"] is None
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
+    a = run_sim_eval(config(tmp_path, "a", episodes=2), predictor=RampPredictor())
+    b = run_sim_eval(config(tmp_path, "b", episodes=2), predictor=RampPredictor())
+    c = run_sim_eval(config(tmp_path, "c", episodes=2, seed=6), predictor=RampPredictor())
+    assert a["episodes"] == b["episodes"] and a["aggregate"] == b["aggregate"]
+    assert trajectories(tmp_path / "a") == trajectories(tmp_path / "b")
+    assert a["aggregate"]["obs_U_a_mean"] != c["aggregate"]["obs_U_a_mean"]
+    # Episode i uses seed S + i.
+    assert [e["seed"] for e in a["episodes"]] == [5, 6]
+    assert a["episodes"][1]["obs_U_a"] == c["episodes"][0]["obs_U_a"]
+
+
+def test_writes_every_file_and_the_json_matches_the_text(tmp_path):
+    out = run_sim_eval(config(tmp_path, episodes=2, max_steps=12, plots=True), predictor=RampPredictor())
+    paths = output_paths(tmp_path / "run")
+    for p in [*paths.values(), plot_path(tmp_path / "run", 0), plot_path(tmp_path / "run", 1)]:
+        assert p.is_file() and p.stat().st_size > 0, p
+    assert plot_path(tmp_path / "run", 0).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stored = json.loads(paths["json"].read_text())
+    agg = stored["aggregate"]
+    for key in ("obs_U_a_mean", "action_U_a_mean", "spike_mean", "success_rate"):
+        assert key in agg
+    assert agg["spike_mean"] == agg["obs_spike_mean"]
+    assert stored["run"]["seed"] == 5 and "git_commit" in stored["run"] and stored["run"]["packages"]
+    text = paths["results"].read_text()
+    assert f"U_a={agg['obs_U_a_mean']:.6g} +- " in text
+    assert f"U_a={stored['episodes'][0]['action_U_a']:.6g}" in text
+    csv_lines = paths["csv"].read_text().splitlines()
+    assert csv_lines[0].startswith("episode,seed,obs_U_v") and [ln.split(",")[0] for ln in csv_lines[1:]] == ["0", "1", "mean", "std"]
+    # The trajectories CSV holds every frame: the metric can be recomputed from it.
+    rows = [line.split(",") for line in trajectories(tmp_path / "run").splitlines()[1:] if line.startswith("0,")]
+    observed = np.array([float(r[4]) for r in rows]).reshape(12, 6)
+    a = np.diff(observed, n=2, axis=0)
+    assert np.max(np.var(a, axis=0)) == pytest.approx(stored["episodes"][0]["obs_U_a"], rel=1e-9)
+
+
+def test_camera_policy_gets_rendered_images_of_its_size(tmp_path):
+    predictor = RampPredictor({STATE: (6,), "observation.images.top": (3, 24, 32)})
+    out = run_sim_eval(config(tmp_path, max_steps=8), predictor=predictor)
+    image = predictor.calls[0]["observation.images.top"]
+    assert image.shape == (1, 3, 24, 32) and image.dtype == np.float32
+    assert 0.0 <= image.min() and image.max() <= 1.0 and image.std() > 0
+    assert out["settings"]["cameras"] == {"top": [24, 32]} or out["settings"]["cameras"] == {"top": (24, 32)}
+
+
+def test_latency_beyond_max_delay_names_the_largest_supported_latency(tmp_path):
+    with pytest.raises(SimEvalError, match=r"d=3 .* largest latency it supports is 66\.7 ms"):
+        run_sim_eval(config(tmp_path, latency_ms="80"), predictor=RampPredictor())
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("threshold", [1, 7])
+def test_threshold_out_of_range(tmp_path, threshold):
+    with pytest.raises(SimEvalError, match="threshold"):
+        run_sim_eval(config(tmp_path, threshold=threshold), predictor=RampPredictor())
+
+
+def test_policy_features_the_simulator_lacks_are_named(tmp_path):
+    predictor = RampPredictor({STATE: (6,), ENV_STATE: (4,), "observation.velocity": (6,)})
+    with pytest.raises(SimEvalError, match=r"observation\.velocity.*environment_state \(policy \(4,\), environment \(10,\)\)"):
+        run_sim_eval(config(tmp_path), predictor=predictor)
+    with pytest.raises(SimEvalError, match="unknown camera 'side'"):
+        run_sim_eval(config(tmp_path), predictor=RampPredictor({STATE: (6,), "observation.images.side": (3, 24, 32)}))
+
+
+def test_bad_numbers_and_earlier_results_are_kept(tmp_path):
+    with pytest.raises(SimEvalError, match="--episodes"):
+        run_sim_eval(config(tmp_path, episodes=0), predictor=RampPredictor())
+    with pytest.raises(SimEvalError, match="latency_ms"):
+        run_sim_eval(config(tmp_path, latency_ms="fast"), predictor=RampPredictor())
+    run_sim_eval(config(tmp_path, max_steps=6), predictor=RampPredictor())
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(SimEvalError, match="earlier run exist"):
+        run_sim_eval(config(tmp_path, max_steps=9), predictor=RampPredictor())
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
+    run_sim_eval(config(tmp_path, max_steps=9, overwrite=True), predictor=RampPredictor())
+    assert json.loads(output_paths(tmp_path / "run")["json"].read_text())["episodes"][0]["num_frames"] == 9
+
+
+def test_cli_rejects_a_missing_checkpoint(tmp_path, capsys):
+    from lerobot_policy_act_smooth.evaluation.sim_eval_cli import main
+
+    rc = main([f"--policy.path={tmp_path / 'nope'}", f"--output={tmp_path / 'x'}"])
+    assert rc == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+class DemonstrationOracle:
+    """Stand-in for a perfect policy: returns the scripted demonstrator's recorded actions for
+    the frames the chunk covers (reading the frame from the simulator's step counter)."""
+
+    chunk_size = 6
+    action_dim = 6
+    use_action_relative = False
+    input_features = {STATE: (6,), ENV_STATE: (10,)}
+
+    def __init__(self, env, actions, policy_type):
+        self.env, self.actions, self.policy_type = env, actions, policy_type
+        self.past_length, self.max_delay, self.n_action_steps = (2, 2, 6) if policy_type == "act_smooth" else (0, 0, 6)
+
+    def predict(self, observation, past_actions, committed_actions):
+        start = self.env.steps + committed_actions.shape[1]
+        idx = np.minimum(np.arange(start, start + self.chunk_size), len(self.actions) - 1)
+        return self.actions[idx][None]
+
+
+@pytest.mark.parametrize("policy_type", ["act", "act_smooth"])
+def test_demonstrator_actions_through_the_loop_succeed(tmp_path, policy_type):
+    from lerobot_policy_act_smooth.sim.dataset import record_demonstration
+    from lerobot_policy_act_smooth.sim.env import SO101JointEnv
+
+    seed = 11
+    env = SO101JointEnv()
+    demo = record_demonstration(env, seed=seed)
+    assert demo.success
+    oracle = DemonstrationOracle(env, demo.actions, policy_type)
+    out = run_sim_eval(
+        config(tmp_path, seed=seed, max_steps=None), predictor=oracle, env_factory=lambda cameras, max_steps, seed: env
+    )
+    ep = out["episodes"][0]
+    assert ep["success"] and ep["terminated"] and out["aggregate"]["success_rate"] == 1.0
+    rows = [line.split(",") for line in trajectories(tmp_path / "run").splitlines()[1:]]
+    num_frames = ep["num_frames"]
+    commanded = np.array([float(r[3]) for r in rows]).reshape(num_frames, 6)
+    observed = np.array([float(r[4]) for r in rows]).reshape(num_frames, 6)
+    if policy_type == "act":
+        # Chunks back to back replay the demonstration exactly: same actions, same observations.
+        np.testing.assert_array_equal(commanded, demo.actions[:num_frames])
+        np.testing.assert_array_equal(observed, demo.states[:num_frames])
+    else:
+        # The first d=2 frames hold the start position, then every frame gets the demonstration's action.
+        np.testing.assert_array_equal(commanded[2:], demo.actions[2:num_frames])
+        np.testing.assert_allclose(commanded[:2], np.tile(demo.states[0], (2, 1)), atol=1e-6)
+
+
+def test_measured_latency_is_timed_and_picks_d(tmp_path):
+    class SlowRamp(RampPredictor):
+        """A stand-in whose predict takes a little over 36 ms: d = 2 up to 66.7 ms."""
+
+        def predict(self, observation, past_actions, committed_actions):
+            import time
+
+            time.sleep(0.036)
+            return super().predict(observation, past_actions, committed_actions)
+
+    out = run_sim_eval(config(tmp_path, latency_ms="measured", max_steps=8), predictor=SlowRamp())
+    measured = out["settings"]["latency_measured_ms"]
+    assert 36.0 <= measured < 66.6 and out["settings"]["latency_ms"] == measured
+    assert out["settings"]["committed_actions"] == 2

@@ -1,0 +1,76 @@
+"""A tiny plan end to end on a local Ray: two learning rates, then a stage at the winner; the
+report lists every trial; a second run re-runs nothing."""
+
+import json
+
+import pytest
+
+from lerobot_policy_act_smooth.experiments.plan import load_plan
+from lerobot_policy_act_smooth.experiments.runner import RunOptions, run_plan
+from plan_helpers import plan_text, write_plan
+
+STAGES = """
+[stages.lr]
+steps = 4
+sweep."policy.optimizer_lr" = [1e-4, 1e-2]
+set."policy.optimizer_lr_backbone" = "same:policy.optimizer_lr"
+replay_modes = []
+in_results = false
+[stages.second]
+label = "at the winning lr"
+steps = 2
+set."policy.optimizer_lr" = "winner:lr"
+set."policy.optimizer_lr_backbone" = "winner:lr"
+"""
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def test_tiny_plan_end_to_end(local_ray, exp_dataset_root, tmp_path):
+    plan_path = write_plan(tmp_path / "tiny.toml",
+                           plan_text(exp_dataset_root, STAGES, evaluation='replay_modes = ["gt_prefix"]'))
+    out = tmp_path / "run"
+    lines = []
+    rc = run_plan(load_plan(plan_path), RunOptions(output_dir=out, poll_s=0.5), out=lines.append)
+    log = "\n".join(lines)
+    assert rc == 0, log
+
+    stage = json.loads((out / "lr" / "stage.json").read_text())
+    finals = stage["final_losses"]
+    assert set(finals) == {"lr/optimizer_lr_0.0001", "lr/optimizer_lr_0.01"}
+    assert stage["winner"] == min(finals, key=finals.get)  # no divergence with factor 100
+    winner_lr = json.loads((out / stage["winner"] / "trial.json").read_text())["flags"]["policy.optimizer_lr"]
+    second = json.loads((out / "second" / "run" / "trial.json").read_text())
+    assert second["flags"]["policy.optimizer_lr"] == winner_lr
+    assert second["flags"]["dataset.episodes"] == [0, 1, 2, 3]  # episode 4 held out
+    assert second["heldout_episodes"] == [4]
+
+    for trial in ("lr/optimizer_lr_0.0001", "lr/optimizer_lr_0.01", "second/run"):
+        done = json.loads((out / trial / "DONE.json").read_text())
+        rows = (out / trial / "loss.csv").read_text().splitlines()
+        assert len(rows) == 1 + done["steps"]  # log_freq 1: one row per step
+        assert (out / trial / "train" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").is_file()
+    done = json.loads((out / "second" / "run" / "DONE.json").read_text())
+    assert done["evaluations"]["gt_prefix"]["status"] in ("ok", "failed", "unavailable")
+    assert "train step" in log  # live progress lines
+
+    report = (out / "report.md").read_text()
+    for label in ("| **0.0001**" if stage["winner"].endswith("0.0001") else "| **0.01**", "at the winning lr",
+                  "lr/optimizer_lr_0.01", "lr/optimizer_lr_0.0001"):
+        assert label in report
+    assert (out / "loss_lr.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "run.json").is_file() and (out / "plan.json").is_file()
+
+    # Idempotent: a second run starts no trial and changes no result.
+    before = {p: p.read_bytes() for p in out.rglob("DONE.json")}
+    lines.clear()
+    assert run_plan(load_plan(plan_path), RunOptions(output_dir=out, poll_s=0.5), out=lines.append) == 0
+    assert not any(" start " in ln for ln in lines), lines
+    assert {p: p.read_bytes() for p in out.rglob("DONE.json")} == before
