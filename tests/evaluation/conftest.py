@@ -33,7 +33,7 @@ TINY_MODEL_FLAGS = [
 ]
 
 
-def train_tiny_checkpoint(output_dir: Path, dataset_root: Path, repo_id: str, policy_flags: list[str], steps: int = 20) -> Path:
+def train_tiny_checkpoint(output_dir: Path, dataset_root: Path, repo_id: str, policy_flags: list[str], steps: int = 10) -> Path:
     """Run lerobot-train for a few steps and return <output_dir>/checkpoints/<steps>/pretrained_model."""
     lerobot_train = Path(sys.executable).parent / "lerobot-train"
     cmd = [
@@ -58,7 +58,7 @@ def train_tiny_checkpoint(output_dir: Path, dataset_root: Path, repo_id: str, po
 
 @pytest.fixture(scope="session")
 def tiny_act_smooth_checkpoint(tmp_path_factory, tiny_dataset_root):
-    """act_smooth, K=4, D=2, C=8, trained 20 steps on tiny_dataset_root."""
+    """act_smooth, K=4, D=2, C=8, trained 10 steps on tiny_dataset_root."""
     out = tmp_path_factory.mktemp("train") / "act_smooth"
     flags = ["--policy.type=act_smooth", "--policy.length_prefix_past=4", "--policy.length_prefix_future=2"]
     return train_tiny_checkpoint(out, tiny_dataset_root, "test/tiny_state", flags)
@@ -66,6 +66,6 @@ def tiny_act_smooth_checkpoint(tmp_path_factory, tiny_dataset_root):
 
 @pytest.fixture(scope="session")
 def tiny_act_checkpoint(tmp_path_factory, tiny_dataset_root):
-    """LeRobot's own act, C=8, trained 20 steps on tiny_dataset_root."""
+    """LeRobot's own act, C=8, trained 10 steps on tiny_dataset_root."""
     out = tmp_path_factory.mktemp("train") / "act"
     return train_tiny_checkpoint(out, tiny_dataset_root, "test/tiny_state", ["--policy.type=act"])

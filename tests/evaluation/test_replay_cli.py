@@ -17,6 +17,17 @@ from lerobot_policy_act_smooth.evaluation.replay_cli import main
 DATASET = "test/tiny_state"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # tiny models on a shared 2-core machine: one thread avoids oversubscription
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def replay_args(checkpoint, root, stem, *extra):
     return [f"--policy.path={checkpoint}", f"--dataset.repo_id={DATASET}", f"--dataset.root={root}",
             f"--output={stem}", *extra]

@@ -81,7 +81,16 @@ def test_lerobot_train_env_state_only(tiny_dataset_root, tmp_path):
     saved = json.loads((checkpoint / "config.json").read_text())
     assert saved["type"] == "act_smooth" and saved["length_prefix_past"] == 4
     assert "observation.environment_state" in saved["input_features"]
-    check_predictor(checkpoint, expect_relative=False)
+    predictor = check_predictor(checkpoint, expect_relative=False)
+    # LeRobot's select_action path: at an episode start a_0 is the current state, in raw units
+    # (lerobot-train handed the dataset stats to the policy, and they were saved in the checkpoint).
+    policy, pre, post = predictor.policy, predictor.preprocessor, predictor.postprocessor
+    policy.reset()
+    obs = {"observation.state": torch.tensor([[10.0, -5.0, 3.0, 0.0, 20.0, 7.0]]), "observation.environment_state": torch.zeros(1, 4)}
+    first = post(policy.select_action(pre(dict(obs))))
+    torch.testing.assert_close(first, obs["observation.state"], atol=1e-3, rtol=1e-4)
+    second = post(policy.select_action(pre(dict(obs))))
+    assert second.shape == (1, 6) and torch.isfinite(second).all()
 
 
 def test_lerobot_train_camera_relative_dropout_vae(tiny_camera_dataset_root, tmp_path):

@@ -111,7 +111,8 @@ class Scheduler:
         self.winners: dict[str, dict] = {}  # stage -> {"trial": key, "flags": ..., "dir": ...}
         self.final_trials: dict[str, list[TrialSpec]] = {}
         self.early_trials: dict[str, list[TrialSpec]] = {}
-        self.failed_stages: dict[str, str] = {}
+        self.failed_stages: dict[str, str] = {}  # failed, or blocked by a failed/winnerless dependency
+        self.no_winner: dict[str, str] = {}  # finished, but every trial diverged
 
     def _finish_spec(self, spec: TrialSpec, stage_name: str) -> TrialSpec:
         st = self.plan.stages[stage_name]
@@ -151,16 +152,17 @@ class Scheduler:
             changed = False
             for name, st in self.plan.stages.items():
                 if name not in self.failed_stages:
-                    bad = [d for d in st.dependencies if d in self.failed_stages]
+                    bad = [d for d in st.dependencies if d in self.failed_stages or d in self.no_winner]
                     if bad:
-                        self.failed_stages[name] = f"depends on failed stage {bad[0]}"
+                        why = self.no_winner.get(bad[0], "failed")
+                        self.failed_stages[name] = f"needs the winner of stage {bad[0]} ({why})"
                         changed = True
 
     def update_winners(self) -> list[str]:
         """Select winners of stages whose final trials are all done; returns newly decided stages."""
         decided = []
         for name, specs in self.final_trials.items():
-            if name in self.winners or name in self.failed_stages:
+            if name in self.winners or name in self.failed_stages or name in self.no_winner:
                 continue
             dones = [read_done(trial_dir(self.output_dir, s)) for s in specs]
             if any(d is None for d in dones):
@@ -168,7 +170,8 @@ class Scheduler:
             summary = stage_summary(self.plan, name, specs, self.output_dir)
             atomic_write_json(self.output_dir / name / "stage.json", summary)
             if summary["winner"] is None:
-                self.failed_stages[name] = summary["note"] or "no winner"
+                # The stage is finished; only the stages that need its winner cannot run.
+                self.no_winner[name] = summary["note"] or "no winner"
                 continue
             w = next(s for s in specs if s.key == summary["winner"])
             self.winners[name] = {"trial": w.key, "flags": w.flags, "dir": str(trial_dir(self.output_dir, w))}
@@ -317,6 +320,8 @@ def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -
         if owns_ray:
             ray.shutdown()
 
+    for name, reason in sched.no_winner.items():
+        out(f"stage {name}: finished without a winner ({reason})")
     for name, reason in sched.failed_stages.items():
         out(f"stage {name}: not completed ({reason})")
     for key, err in errors.items():

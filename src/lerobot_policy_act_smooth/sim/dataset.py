@@ -215,7 +215,12 @@ def generate_dataset(
     if camera_sizes:
         check_renderer()
 
+    import datasets
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    # LeRobot's per-episode "Map" bars would drown our own progress lines.
+    bars_were_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
 
     # Build in a sibling folder and swap it in at the end: an interrupted run never leaves
     # a half-written dataset at --root, nor destroys the one being replaced.
@@ -286,6 +291,8 @@ def generate_dataset(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     finally:
+        if bars_were_enabled:
+            datasets.enable_progress_bars()
         state_env.close()
         if camera_env is not None:
             camera_env.close()

@@ -16,6 +16,7 @@ from gymnasium import spaces
 from lerobot_policy_act_smooth.sim.scene import (
     CAMERA_NAMES,
     DEFAULT_CAMERA_SIZES,
+    FEATURE_NAMES,
     TASK,
     PickPlaceScene,
     ServoSensor,
@@ -87,6 +88,7 @@ class SO101JointEnv(gym.Env):
         self.max_steps = int(max_steps)
         self.fps = int(fps)
         self.task = TASK
+        self.joint_names = list(FEATURE_NAMES)
         self.sensor = sensor or ServoSensor()
         self.render_mode = "rgb_array"
         self.metadata = {**self.metadata, "render_fps": self.fps}

@@ -63,10 +63,8 @@ def _scene_model(camera_sizes: dict[str, tuple[int, int]]) -> mujoco.MjModel:
     spec = mujoco.MjSpec.from_file((ASSETS_DIR / "pick_scene.xml").as_posix())
     # Straight down from 0.6 m: image up = away from the robot base, the whole reachable box in view.
     spec.worldbody.add_camera(name="top", pos=[0.22, 0.0, 0.62], quat=[0.7071068, 0.0, 0.0, -0.7071068], fovy=50)
-    # On the wrist behind the jaws, looking along them like the real SO-101 wrist camera.
-    spec.body("gripper").add_camera(
-        name="wrist", pos=[0.0, 0.055, -0.02], quat=_quat_look_along_minus_z_tilted(25.0), fovy=75
-    )
+    # On the gripper, looking along the jaws at their tips (like the real SO-101 wrist camera).
+    spec.body("gripper").add_camera(name="wrist", pos=[0.03, 0.0, -0.04], quat=[1.0, 0.0, 0.0, 0.0], fovy=75)
     for light in spec.lights:
         light.castshadow = False
     model = spec.compile()
@@ -76,12 +74,6 @@ def _scene_model(camera_sizes: dict[str, tuple[int, int]]) -> mujoco.MjModel:
     model.vis.global_.offheight = height
     model.vis.global_.offwidth = width
     return model
-
-
-def _quat_look_along_minus_z_tilted(degrees: float) -> list[float]:
-    """Rotation about the body x axis, tilting the camera's view toward the jaw tips."""
-    half = math.radians(degrees) / 2
-    return [math.cos(half), math.sin(half), 0.0, 0.0]
 
 
 class PickPlaceScene(SO101PickPlaceGymEnv):

@@ -1,0 +1,69 @@
+"""Datasets written by the simulator load with LeRobot and are reproducible."""
+
+import json
+
+import numpy as np
+import pytest
+from sim_test_helpers import load_episode_arrays
+
+from lerobot_policy_act_smooth.sim.dataset import GENERATION_FILE, generate_dataset
+
+
+def test_dataset_loads_with_action_chunks(sim_dataset):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root, summary = sim_dataset
+    fps = 30
+    delta = {"action": [i / fps for i in range(-4, 32)]}
+    dataset = LeRobotDataset("test/so101_sim", root=root, delta_timestamps=delta)
+    assert dataset.fps == fps and dataset.num_episodes == 4
+    assert dataset.num_frames == summary["total_frames"]
+    item = dataset[20]
+    assert item["action"].shape == (36, 6)
+    assert item["observation.state"].shape == (6,)
+    assert item["observation.environment_state"].shape == (10,)
+    assert item["action_is_pad"][:4].all() == False  # noqa: E712 (frame 20 has 4 past actions)
+    assert item["task"] == "Pick up the cube and place it on the target."
+    assert dataset.meta.features["action"]["names"][-1] == "gripper.pos"
+    for key in ("action", "observation.state", "observation.environment_state"):
+        assert key in dataset.meta.stats and np.all(np.isfinite(dataset.meta.stats[key]["std"]))
+    generation = json.loads((root / "meta" / GENERATION_FILE).read_text())
+    assert generation["seed"] == 11 and len(generation["generation"]["episode_records"]) == 4
+    assert generation["packages"]["lerobot"]
+
+
+def test_same_seed_same_arrays(sim_dataset, tmp_path):
+    root, _ = sim_dataset
+    again = tmp_path / "again"
+    generate_dataset("test/so101_sim", again, episodes=2, seed=11, progress=False)
+    first, second = load_episode_arrays(root)[:2], load_episode_arrays(again)
+    for a, b in zip(first, second, strict=True):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_tiny_camera_dataset(tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root = tmp_path / "cams"
+    generate_dataset(
+        "test/so101_cams", root, episodes=1, seed=3, cameras={"top": (24, 32), "wrist": (32, 24)}, progress=False
+    )
+    dataset = LeRobotDataset("test/so101_cams", root=root, delta_timestamps={"action": [i / 30 for i in range(8)]})
+    item = dataset[5]
+    assert item["observation.images.top"].shape == (3, 24, 32)
+    assert item["observation.images.wrist"].shape == (3, 32, 24)
+    assert 0.0 <= float(item["observation.images.top"].min()) and float(item["observation.images.top"].max()) <= 1.0
+    assert item["action"].shape == (8, 6)
+
+
+def test_overwrite_replaces_only_a_dataset(sim_dataset, tmp_path):
+    from lerobot_policy_act_smooth.sim.dataset import DatasetGenerationError
+
+    root = tmp_path / "ds"
+    generate_dataset("test/a", root, episodes=1, seed=0, progress=False)
+    with pytest.raises(DatasetGenerationError, match="already holds data"):
+        generate_dataset("test/a", root, episodes=1, seed=1, progress=False)
+    generate_dataset("test/a", root, episodes=1, seed=1, overwrite=True, progress=False)
+    assert json.loads((root / "meta" / GENERATION_FILE).read_text())["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no leftovers beside it
