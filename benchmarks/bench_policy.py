@@ -116,12 +116,16 @@ def bench(config_name: str, args) -> dict:
             "inference_ms_p90": 1000 * float(np.percentile(latencies[name], 90)),
             "params_m": sum(p.numel() for p in policies[name].parameters()) / 1e6,
         }
-    result["train_step_ratio"] = result["act_smooth"]["train_step_s_median"] / result["act"]["train_step_s_median"]
+    result["train_step_ratio"] = (
+        result["act_smooth"]["train_step_s_median"] / result["act"]["train_step_s_median"]
+    )
     return result
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--configs", nargs="+", default=["lowdim", "image"], choices=["lowdim", "image"])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--chunk-size", type=int, default=30)
@@ -136,15 +140,22 @@ def main():
     torch.set_num_threads(args.threads)
 
     results = [bench(name, args) for name in args.configs]
-    print(f"\nbatch {args.batch_size}, chunk {args.chunk_size}, dim {args.dim_model}/{args.dim_feedforward}, "
-          f"4 enc + 1 dec layers, no VAE, {args.threads} threads; act_smooth K=4, D=2")
-    header = f"{'config':8} {'policy':11} {'params(M)':>9} {'train step (s)':>15} {'infer median (ms)':>18} {'infer p90 (ms)':>15}"
+    print(
+        f"\nbatch {args.batch_size}, chunk {args.chunk_size}, dim {args.dim_model}/{args.dim_feedforward}, "
+        f"4 enc + 1 dec layers, no VAE, {args.threads} threads; act_smooth K=4, D=2"
+    )
+    header = (
+        f"{'config':8} {'policy':11} {'params(M)':>9} {'train step (s)':>15} "
+        f"{'infer median (ms)':>18} {'infer p90 (ms)':>15}"
+    )
     print(header)
     for r in results:
         for name in ("act", "act_smooth"):
             m = r[name]
-            print(f"{r['config']:8} {name:11} {m['params_m']:9.2f} {m['train_step_s_median']:15.3f} "
-                  f"{m['inference_ms_median']:18.1f} {m['inference_ms_p90']:15.1f}")
+            print(
+                f"{r['config']:8} {name:11} {m['params_m']:9.2f} {m['train_step_s_median']:15.3f} "
+                f"{m['inference_ms_median']:18.1f} {m['inference_ms_p90']:15.1f}"
+            )
         print(f"{r['config']:8} act_smooth / act train step: {r['train_step_ratio']:.2f}x (target <= 1.10x)")
     if args.output is not None:
         from lerobot_policy_act_smooth.provenance import atomic_write_json, write_run_metadata

@@ -123,7 +123,9 @@ class ACTSmoothConfig(PreTrainedConfig):
         if not 0.0 <= self.p_drop_obs <= 1.0:
             raise ValueError(f"p_drop_obs must be a probability in [0, 1], got {self.p_drop_obs}.")
         if self.feedforward_activation not in ("relu", "gelu"):
-            raise ValueError(f"feedforward_activation must be 'relu' or 'gelu', got {self.feedforward_activation!r}.")
+            raise ValueError(
+                f"feedforward_activation must be 'relu' or 'gelu', got {self.feedforward_activation!r}."
+            )
         if self.dim_model % self.n_heads != 0:
             raise ValueError(f"dim_model ({self.dim_model}) must be divisible by n_heads ({self.n_heads}).")
 
@@ -136,8 +138,9 @@ class ACTSmoothConfig(PreTrainedConfig):
     def validate_features(self) -> None:
         if not self.image_features and not self.env_state_feature:
             raise ValueError(
-                "act_smooth needs at least one camera (observation.images.*) or observation.environment_state "
-                "among its input features; the dataset/--policy.input_features provides neither."
+                "act_smooth needs at least one camera (observation.images.*) or "
+                "observation.environment_state among its input features; the dataset/"
+                "--policy.input_features provides neither."
             )
         if self.action_feature is None:
             raise ValueError("act_smooth needs an 'action' output feature.")

@@ -60,7 +60,10 @@ class ChunkPredictor:
         missing = [key for key in self.input_features if key not in observation]
         if missing:
             raise ValueError(f"observation lacks {missing}; this policy needs {sorted(self.input_features)}.")
-        obs = {key: torch.as_tensor(np.asarray(observation[key]), dtype=torch.float32) for key in self.input_features}
+        obs = {
+            key: torch.as_tensor(np.asarray(observation[key]), dtype=torch.float32)
+            for key in self.input_features
+        }
         if self.policy_type == "act":
             batch = self.preprocessor(obs)
             chunk = self.postprocessor(self.policy.predict_action_chunk(batch))
@@ -90,7 +93,9 @@ def load_chunk_predictor(path: str | Path, device: str = "cpu") -> ChunkPredicto
         )
     policy_type = json.loads(config_file.read_text()).get("type")
     if policy_type not in SUPPORTED_TYPES:
-        raise ValueError(f"{path} holds a {policy_type!r} policy; load_chunk_predictor supports {SUPPORTED_TYPES}.")
+        raise ValueError(
+            f"{path} holds a {policy_type!r} policy; load_chunk_predictor supports {SUPPORTED_TYPES}."
+        )
 
     from lerobot.configs import PreTrainedConfig
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors

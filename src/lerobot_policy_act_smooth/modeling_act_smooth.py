@@ -21,7 +21,6 @@ from collections import deque
 from urllib.error import URLError
 
 import torch
-import torch.nn.functional as F  # noqa: N812
 import torchvision
 from torch import Tensor, nn
 from torchvision.ops.misc import FrozenBatchNorm2d
@@ -116,7 +115,9 @@ class DelayDecoderLayer(nn.Module):
         self.cross_attn = nn.MultiheadAttention(dim, config.n_heads, dropout=config.dropout, batch_first=True)
         activation = nn.ReLU() if config.feedforward_activation == "relu" else nn.GELU()
         self.feed_forward = nn.Sequential(
-            nn.Linear(dim, config.dim_feedforward), activation, nn.Dropout(config.dropout),
+            nn.Linear(dim, config.dim_feedforward),
+            activation,
+            nn.Dropout(config.dropout),
             nn.Linear(config.dim_feedforward, dim),
         )
         self.norms = nn.ModuleList([nn.LayerNorm(dim) for _ in range(3)])
@@ -185,7 +186,9 @@ class ACTSmoothModel(nn.Module):
         self.prefix_pos = nn.Embedding(config.prefix_length, dim)
         self.query_pos = nn.Embedding(config.chunk_size, dim)
         self.delay_embed = nn.Embedding(config.length_prefix_future, dim)
-        self.decoder_layers = nn.ModuleList([DelayDecoderLayer(config) for _ in range(config.n_decoder_layers)])
+        self.decoder_layers = nn.ModuleList(
+            [DelayDecoderLayer(config) for _ in range(config.n_decoder_layers)]
+        )
         self.decoder_norm = nn.LayerNorm(dim)
         self.action_head = nn.Linear(dim, action_dim)
 
@@ -218,7 +221,9 @@ class ACTSmoothModel(nn.Module):
             pad = torch.zeros(batch_size, n_lead, dtype=torch.bool, device=tokens.device)
             if future_is_pad is None:
                 future_is_pad = torch.zeros(future_actions.shape[:2], dtype=torch.bool, device=tokens.device)
-            cls_out = self.vae_encoder(tokens, src_key_padding_mask=torch.cat([pad, future_is_pad], dim=1))[:, 0]
+            cls_out = self.vae_encoder(tokens, src_key_padding_mask=torch.cat([pad, future_is_pad], dim=1))[
+                :, 0
+            ]
             mu, log_var = self.vae_out(cls_out).chunk(2, dim=-1)
             latent = mu + torch.randn_like(mu) * (0.5 * log_var).exp()
         else:
@@ -250,7 +255,9 @@ class ACTSmoothModel(nn.Module):
         slot = torch.arange(n_slots, device=prefix.device)
         delay_t = torch.tensor(delays, device=prefix.device)
         # valid[i, b, j]: slot j is a real action in the prefix of delay delays[i] for sample b.
-        valid = prefix_valid.unsqueeze(0) & (slot < cfg.length_prefix_past + delay_t.unsqueeze(1)).unsqueeze(1)
+        valid = prefix_valid.unsqueeze(0) & (slot < cfg.length_prefix_past + delay_t.unsqueeze(1)).unsqueeze(
+            1
+        )
         projected = self.action_in_proj(prefix).unsqueeze(0)
         prefix_tokens = torch.where(valid.unsqueeze(-1), projected, self.prefix_pad) + self.prefix_pos.weight
         queries = self.query_pos.weight + self.delay_embed(delay_t - 1).unsqueeze(1)  # [n_delays, C, dim]
@@ -264,6 +271,7 @@ class ACTSmoothModel(nn.Module):
 
 def _affine_stats(stats: dict | None, mode: NormalizationMode, dim: int) -> tuple[Tensor, Tensor]:
     """(centre, scale) with x_norm = (x - centre) / scale for LeRobot's normalisation modes."""
+
     def get(name):
         return torch.as_tensor(stats[name], dtype=torch.float32).reshape(dim)
 
@@ -343,8 +351,12 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         count = target_valid.sum(dim=(0, 2, 3)) * actions.shape[-1]  # per sample
         per_sample_l1 = abs_err.sum(dim=(0, 2, 3)) / count.clamp_min(1)
 
-        loss_dict = {f"l1_loss_d{d}": (abs_err[i].sum() / (target_valid[i].sum() * actions.shape[-1]).clamp_min(1)).item()
-                     for i, d in enumerate(delays)}
+        loss_dict = {
+            f"l1_loss_d{d}": (
+                abs_err[i].sum() / (target_valid[i].sum() * actions.shape[-1]).clamp_min(1)
+            ).item()
+            for i, d in enumerate(delays)
+        }
         loss_dict["obs_dropped_fraction"] = dropped.float().mean().item()
         per_sample = per_sample_l1
         if mu is not None:
@@ -391,7 +403,9 @@ class ACTSmoothPolicy(PreTrainedPolicy):
 
     # ------------------------------------------------------------------ prefix-conditioned inference
     @torch.no_grad()
-    def predict_chunk_normalised(self, batch: dict[str, Tensor], past_actions: Tensor, committed_actions: Tensor) -> Tensor:
+    def predict_chunk_normalised(
+        self, batch: dict[str, Tensor], past_actions: Tensor, committed_actions: Tensor
+    ) -> Tensor:
         """Chunk for frames t+d .. t+d+C-1, all in normalised space.
 
         batch: normalised observations [B, ...]; past_actions [B, k, A], 0 <= k <= K (a_{-k} .. a_{-1});
@@ -403,7 +417,10 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         if not 0 <= k <= K:
             raise ValueError(f"past_actions holds {k} actions; act_smooth accepts 0 to K={K}.")
         if not 1 <= d <= D:
-            raise ValueError(f"committed_actions holds {d} actions; act_smooth accepts 1 to D={D} (a_0 is always committed).")
+            raise ValueError(
+                f"committed_actions holds {d} actions; act_smooth accepts 1 to D={D} "
+                "(a_0 is always committed)."
+            )
         self.eval()
         batch_size, _, action_dim = committed_actions.shape
         prefix = committed_actions.new_zeros(batch_size, K + D, action_dim)
@@ -419,7 +436,9 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         return from_relative(chunk, anchor) if cfg.use_action_relative else chunk
 
     @torch.no_grad()
-    def predict_chunk_from_prefix(self, observation: dict, past_actions, committed_actions, preprocessor, postprocessor) -> Tensor:
+    def predict_chunk_from_prefix(
+        self, observation: dict, past_actions, committed_actions, preprocessor, postprocessor
+    ) -> Tensor:
         """Raw-unit inference: the documented entry point behind `inference.ChunkPredictor`.
 
         observation: raw values [B, ...] (images float in [0, 1], channels first); past_actions [B, k, A]

@@ -1,8 +1,12 @@
 """Session fixtures for evaluation tests: tiny checkpoints trained by the real lerobot-train.
 
-`tiny_act_smooth_checkpoint` and `tiny_act_checkpoint` train on the shared `tiny_dataset_root`
-(3 episodes x 60 frames, state + environment state, no camera) with chunk_size 8 and tiny
-dimensions, and return the `pretrained_model` folder. About 20-40 s each on 2 CPU cores.
+`sim_state_dataset_root` is a synthetic dataset (3 episodes x 60 frames, no camera) with the
+simulator's observation shapes, so one checkpoint serves offline replay and closed-loop
+evaluation. `tiny_act_smooth_checkpoint` trains on it; `tiny_act_checkpoint` (LeRobot's act)
+trains on the shared `tiny_dataset_root`, whose environment state has 4 values: replay runs on
+both shapes, and closed loop has a real checkpoint the simulator must refuse. Both have
+chunk_size 8 and tiny dimensions and return the `pretrained_model` folder; about 20-40 s
+each on 2 CPU cores.
 """
 
 import os
@@ -56,12 +60,28 @@ def train_tiny_checkpoint(output_dir: Path, dataset_root: Path, repo_id: str, po
     return path
 
 
+SIM_STATE_DATASET = "test/tiny_sim_state"
+
+
 @pytest.fixture(scope="session")
-def tiny_act_smooth_checkpoint(tmp_path_factory, tiny_dataset_root):
-    """act_smooth, K=4, D=2, C=8, trained 10 steps on tiny_dataset_root."""
+def sim_state_dataset_root(tmp_path_factory):
+    """Like tiny_dataset_root (3 episodes x 60 frames, no camera), with the simulator's
+    environment-state size; repo_id SIM_STATE_DATASET."""
+    from tiny_dataset import make_tiny_dataset
+
+    from lerobot_policy_act_smooth.sim.env import ENV_STATE_DIM
+
+    root = tmp_path_factory.mktemp("datasets") / "tiny_sim_state"
+    make_tiny_dataset(root, repo_id=SIM_STATE_DATASET, env_state_dim=ENV_STATE_DIM)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_act_smooth_checkpoint(tmp_path_factory, sim_state_dataset_root):
+    """act_smooth, K=4, D=2, C=8, trained 10 steps on sim_state_dataset_root."""
     out = tmp_path_factory.mktemp("train") / "act_smooth"
     flags = ["--policy.type=act_smooth", "--policy.length_prefix_past=4", "--policy.length_prefix_future=2"]
-    return train_tiny_checkpoint(out, tiny_dataset_root, "test/tiny_state", flags)
+    return train_tiny_checkpoint(out, sim_state_dataset_root, SIM_STATE_DATASET, flags)
 
 
 @pytest.fixture(scope="session")

@@ -142,8 +142,12 @@ def test_writes_every_file_and_the_json_matches_the_text(tmp_path):
     text = paths["results"].read_text()
     assert f"U_a={agg['obs_U_a_mean']:.6g} +- " in text
     assert f"U_a={stored['episodes'][0]['action_U_a']:.6g}" in text
+    assert "  Observed   U_v=" in text and "  Spike Commanded " in text and "Predicted" not in text
+    assert f"Success rate {agg['success_rate']:.6g} ({agg['num_successes']}/2)" in text
     csv_lines = paths["csv"].read_text().splitlines()
     assert csv_lines[0].startswith("episode,seed,obs_U_v") and [ln.split(",")[0] for ln in csv_lines[1:]] == ["0", "1", "mean", "std"]
+    success_column = csv_lines[0].split(",").index("success")
+    assert float(csv_lines[3].split(",")[success_column]) == agg["success_rate"]  # the mean row
     # The trajectories CSV holds every frame: the metric can be recomputed from it.
     rows = [line.split(",") for line in trajectories(tmp_path / "run").splitlines()[1:] if line.startswith("0,")]
     observed = np.array([float(r[4]) for r in rows]).reshape(12, 6)

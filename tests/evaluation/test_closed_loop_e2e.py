@@ -1,11 +1,11 @@
 """actsmooth-sim-eval end to end: a tiny act_smooth checkpoint trained by the real
-lerobot-train drives the real simulator; every file is written, and numbers repeat."""
+lerobot-train (the replay tests' one, on a dataset of the simulator's shapes) drives the real
+simulator; every file is written, and numbers repeat."""
 
 import json
 
 import numpy as np
 import pytest
-from closed_loop_fixtures import sim_act_smooth_checkpoint  # noqa: F401  (session fixture)
 
 from lerobot_policy_act_smooth.evaluation.closed_loop import output_paths, plot_path
 from lerobot_policy_act_smooth.evaluation.sim_eval_cli import main
@@ -17,8 +17,8 @@ def run_cli(checkpoint, stem, *extra):
     return main([f"--policy.path={checkpoint}", "--episodes=2", "--seed=3", "--max_steps=30", f"--output={stem}", *extra])
 
 
-def test_tiny_checkpoint_runs_end_to_end_and_repeats(sim_act_smooth_checkpoint, tmp_path):  # noqa: F811
-    assert run_cli(sim_act_smooth_checkpoint, tmp_path / "first") == 0
+def test_tiny_checkpoint_runs_end_to_end_and_repeats(tiny_act_smooth_checkpoint, tmp_path):
+    assert run_cli(tiny_act_smooth_checkpoint, tmp_path / "first") == 0
     paths = output_paths(tmp_path / "first")
     for p in [*paths.values(), plot_path(tmp_path / "first", 0), plot_path(tmp_path / "first", 1)]:
         assert p.is_file() and p.stat().st_size > 0, p
@@ -33,27 +33,27 @@ def test_tiny_checkpoint_runs_end_to_end_and_repeats(sim_act_smooth_checkpoint, 
     assert ep["num_frames"] == 30
     # C=8, d=2: the first chunk takes over at 2, later ones every 8 frames.
     assert ep["switch_frames"] == [2, 10, 18, 26]
-    assert first["run"]["config"]["policy"]["path"] == str(sim_act_smooth_checkpoint)
+    assert first["run"]["config"]["policy"]["path"] == str(tiny_act_smooth_checkpoint)
     assert "Success rate" in paths["results"].read_text()
 
     # Same seed, same numbers (a second run into another stem, no plots).
-    assert run_cli(sim_act_smooth_checkpoint, tmp_path / "second", "--plots=false") == 0
+    assert run_cli(tiny_act_smooth_checkpoint, tmp_path / "second", "--plots=false") == 0
     second = json.loads(output_paths(tmp_path / "second")["json"].read_text())
     assert second["episodes"] == first["episodes"]
     assert output_paths(tmp_path / "second")["trajectories"].read_text() == paths["trajectories"].read_text()
 
 
-def test_latency_and_threshold_errors_on_a_real_checkpoint(sim_act_smooth_checkpoint, tmp_path, capsys):  # noqa: F811
-    assert run_cli(sim_act_smooth_checkpoint, tmp_path / "x", "--latency_ms=70") == 2
+def test_latency_and_threshold_errors_on_a_real_checkpoint(tiny_act_smooth_checkpoint, tmp_path, capsys):
+    assert run_cli(tiny_act_smooth_checkpoint, tmp_path / "x", "--latency_ms=70") == 2
     assert "largest latency it supports is 66.7 ms" in capsys.readouterr().err
-    assert run_cli(sim_act_smooth_checkpoint, tmp_path / "x", "--threshold=9") == 2
+    assert run_cli(tiny_act_smooth_checkpoint, tmp_path / "x", "--threshold=9") == 2
     assert "between the committed actions d=2 and the chunk size C=8" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
-def test_policy_trained_on_other_observations_is_refused(tiny_act_smooth_checkpoint, tmp_path, capsys):
-    # The replay fixture's policy was trained with a 4-value environment state; the simulator has 10.
-    assert run_cli(tiny_act_smooth_checkpoint, tmp_path / "x") == 2
+def test_policy_trained_on_other_observations_is_refused(tiny_act_checkpoint, tmp_path, capsys):
+    # The act fixture's policy was trained on tiny_dataset_root, whose environment state has 4 values; the simulator's has 10.
+    assert run_cli(tiny_act_checkpoint, tmp_path / "x") == 2
     err = capsys.readouterr().err
     assert "observation.environment_state (policy (4,), environment (10,))" in err
     assert not any(tmp_path.iterdir())

@@ -3,9 +3,7 @@ LeRobotDataset: files, images, JSON/text agreement, reproducibility, the act pat
 
 import csv
 import json
-import os
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,8 @@ import pytest
 from lerobot_policy_act_smooth.evaluation.metrics import acceleration_variance, boundary_spike
 from lerobot_policy_act_smooth.evaluation.replay_cli import main
 
-DATASET = "test/tiny_state"
+# The act_smooth checkpoint's dataset (sim_state_dataset_root); the act checkpoint replays on tiny_dataset_root.
+DATASET = "test/tiny_sim_state"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -41,9 +40,9 @@ def expected_files(stem, episodes=(0, 1, 2)):
 
 
 @pytest.fixture(scope="module")
-def gt_run(tiny_act_smooth_checkpoint, tiny_dataset_root, tmp_path_factory):
+def gt_run(tiny_act_smooth_checkpoint, sim_state_dataset_root, tmp_path_factory):
     stem = tmp_path_factory.mktemp("replay") / "gt"
-    assert main(replay_args(tiny_act_smooth_checkpoint, tiny_dataset_root, stem, "--mode=gt_prefix", "--seed=3")) == 0
+    assert main(replay_args(tiny_act_smooth_checkpoint, sim_state_dataset_root, stem, "--mode=gt_prefix", "--seed=3")) == 0
     return stem
 
 
@@ -58,11 +57,11 @@ def test_console_script_entry_point_and_missing_policy(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_self_chaining_writes_every_file(tiny_act_smooth_checkpoint, tiny_dataset_root, tmp_path, capsys):
+def test_self_chaining_writes_every_file(tiny_act_smooth_checkpoint, sim_state_dataset_root, tmp_path, capsys):
     from PIL import Image
 
     stem = tmp_path / "out" / "self"
-    assert main(replay_args(tiny_act_smooth_checkpoint, tiny_dataset_root, stem, "--mode=self_chaining")) == 0
+    assert main(replay_args(tiny_act_smooth_checkpoint, sim_state_dataset_root, stem, "--mode=self_chaining")) == 0
     assert re.search(r"replayed 3 episodes \(self_chaining\) in [\d.]+ s", capsys.readouterr().out)
     for path in expected_files(stem):
         assert path.is_file() and path.stat().st_size > 0, path
@@ -122,9 +121,9 @@ def test_stitched_csv_recomputes_the_metrics(gt_run):
     assert boundary_spike(pred, boundaries)["spike"] == pytest.approx(ep1["spike"], rel=1e-9)
 
 
-def test_same_seed_gives_identical_numbers(gt_run, tiny_act_smooth_checkpoint, tiny_dataset_root, tmp_path):
+def test_same_seed_gives_identical_numbers(gt_run, tiny_act_smooth_checkpoint, sim_state_dataset_root, tmp_path):
     stem = tmp_path / "again"
-    assert main(replay_args(tiny_act_smooth_checkpoint, tiny_dataset_root, stem, "--mode=gt_prefix", "--seed=3",
+    assert main(replay_args(tiny_act_smooth_checkpoint, sim_state_dataset_root, stem, "--mode=gt_prefix", "--seed=3",
                             "--plots=false")) == 0
     first = json.loads(Path(f"{gt_run}_metrics.json").read_text())
     second = json.loads(Path(f"{stem}_metrics.json").read_text())
@@ -134,7 +133,7 @@ def test_same_seed_gives_identical_numbers(gt_run, tiny_act_smooth_checkpoint, t
 
 def test_lerobot_act_replays_back_to_back_with_plan_spellings(tiny_act_checkpoint, tiny_dataset_root, tmp_path):
     stem = tmp_path / "act"
-    args = [f"--path_policy={tiny_act_checkpoint}", f"--id_repo_dataset={DATASET}", f"--root={tiny_dataset_root}",
+    args = [f"--path_policy={tiny_act_checkpoint}", "--id_repo_dataset=test/tiny_state", f"--root={tiny_dataset_root}",
             "--indices_episode=0,2", f"--path_output={stem}"]
     assert main(args) == 0
     metrics = json.loads(Path(f"{stem}_metrics.json").read_text())
@@ -150,8 +149,11 @@ def test_lerobot_act_replays_back_to_back_with_plan_spellings(tiny_act_checkpoin
 def short_dataset_root(tmp_path_factory):
     from tiny_dataset import make_tiny_dataset
 
+    from lerobot_policy_act_smooth.sim.env import ENV_STATE_DIM
+
     root = tmp_path_factory.mktemp("datasets") / "short"
-    make_tiny_dataset(root, repo_id=DATASET, num_episodes=1, frames_per_episode=12)  # < K+D+C = 14
+    # 12 frames < K+D+C = 14
+    make_tiny_dataset(root, repo_id=DATASET, num_episodes=1, frames_per_episode=12, env_state_dim=ENV_STATE_DIM)
     return root
 
 
@@ -165,10 +167,10 @@ def short_dataset_root(tmp_path_factory):
         ("short_episode", "fewer than K\\+d\\+C = 14"),
     ],
 )
-def test_bad_input_one_error_nothing_touched(case, message, gt_run, tiny_act_smooth_checkpoint, tiny_dataset_root,
+def test_bad_input_one_error_nothing_touched(case, message, gt_run, tiny_act_smooth_checkpoint, sim_state_dataset_root,
                                              tiny_camera_dataset_root, request, tmp_path, capsys):
     before = {p: p.read_bytes() for p in expected_files(gt_run)}
-    checkpoint, root, extra = tiny_act_smooth_checkpoint, tiny_dataset_root, []
+    checkpoint, root, extra = tiny_act_smooth_checkpoint, sim_state_dataset_root, []
     if case == "episode_out_of_range":
         extra = ["--episodes=0,7"]
     elif case == "delay_too_large":

@@ -11,9 +11,13 @@ torch.set_num_threads(1)
 K, D, C = 4, 2, 8
 
 
-@pytest.mark.parametrize("camera, n_decoder_layers, pre_norm", [(False, 1, False), (True, 1, False), (False, 2, True)])
+@pytest.mark.parametrize(
+    "camera, n_decoder_layers, pre_norm", [(False, 1, False), (True, 1, False), (False, 2, True)]
+)
 def test_one_pass_multi_delay_equals_per_delay(camera, n_decoder_layers, pre_norm):
-    policy = tiny_policy(camera=camera, env=not camera, n_decoder_layers=n_decoder_layers, pre_norm=pre_norm).eval()
+    policy = tiny_policy(
+        camera=camera, env=not camera, n_decoder_layers=n_decoder_layers, pre_norm=pre_norm
+    ).eval()
     batch = random_batch(policy.config, batch_size=3)
     # Sample 0 starts an episode (two past slots padded); sample 1 ends one (last targets padded).
     batch["action_is_pad"][0, :2] = True
@@ -193,3 +197,13 @@ def test_select_action_chains_its_own_chunks():
     torch.testing.assert_close(torch.stack(actions[7:11], 1), chunk1[:, :4])
     chunk_lerobot = ACTSmoothPolicy.predict_action_chunk(policy, batch)
     assert chunk_lerobot.shape == (2, C, 6)
+
+
+def test_per_sample_loss_for_lerobot_sample_weighting():
+    policy = tiny_policy().eval()
+    batch = random_batch(policy.config, batch_size=3)
+    per_sample, _ = policy.forward(batch, reduction="none")
+    assert per_sample.shape == (3,)
+    assert per_sample.mean().item() == pytest.approx(policy.forward(batch)[0].item(), abs=1e-6)
+    single = policy.forward({k: v[1:2] for k, v in batch.items()})[0]
+    assert per_sample[1].item() == pytest.approx(single.item(), abs=1e-5)

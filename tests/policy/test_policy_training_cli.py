@@ -86,7 +86,10 @@ def test_lerobot_train_env_state_only(tiny_dataset_root, tmp_path):
     # (lerobot-train handed the dataset stats to the policy, and they were saved in the checkpoint).
     policy, pre, post = predictor.policy, predictor.preprocessor, predictor.postprocessor
     policy.reset()
-    obs = {"observation.state": torch.tensor([[10.0, -5.0, 3.0, 0.0, 20.0, 7.0]]), "observation.environment_state": torch.zeros(1, 4)}
+    obs = {
+        "observation.state": torch.tensor([[10.0, -5.0, 3.0, 0.0, 20.0, 7.0]]),
+        "observation.environment_state": torch.zeros(1, 4),
+    }
     first = post(policy.select_action(pre(dict(obs))))
     torch.testing.assert_close(first, obs["observation.state"], atol=1e-3, rtol=1e-4)
     second = post(policy.select_action(pre(dict(obs))))
@@ -107,9 +110,13 @@ def test_lerobot_train_camera_relative_dropout_vae(tiny_camera_dataset_root, tmp
     # The raw-unit API agrees with the policy's normalised one (processors do the (un)normalisation).
     obs = {k: torch.rand(2, *s) for k, s in predictor.input_features.items()}
     prefix = torch.randn(2, 6, predictor.action_dim) * 10
-    raw = predictor.predict({k: v.numpy() for k, v in obs.items()}, prefix[:, :4].numpy(), prefix[:, 4:].numpy())
+    raw = predictor.predict(
+        {k: v.numpy() for k, v in obs.items()}, prefix[:, :4].numpy(), prefix[:, 4:].numpy()
+    )
     normalised = predictor.preprocessor(dict(obs, action=prefix))
-    chunk = predictor.policy.predict_chunk_normalised(normalised, normalised["action"][:, :4], normalised["action"][:, 4:])
+    chunk = predictor.policy.predict_chunk_normalised(
+        normalised, normalised["action"][:, :4], normalised["action"][:, 4:]
+    )
     np.testing.assert_allclose(raw, predictor.postprocessor(chunk).numpy(), atol=1e-4)
 
 
@@ -118,23 +125,35 @@ def test_load_chunk_predictor_reads_lerobot_act(tmp_path):
     from lerobot.policies.act import ACTConfig, ACTPolicy, make_act_pre_post_processors
 
     config = ACTConfig(
-        device="cpu", chunk_size=8, n_action_steps=8, dim_model=32, n_heads=2, dim_feedforward=64,
-        n_encoder_layers=1, use_vae=False, pretrained_backbone_weights=None,
+        device="cpu",
+        chunk_size=8,
+        n_action_steps=8,
+        dim_model=32,
+        n_heads=2,
+        dim_feedforward=64,
+        n_encoder_layers=1,
+        use_vae=False,
+        pretrained_backbone_weights=None,
         input_features={
             "observation.state": PolicyFeature(type=FeatureType.STATE, shape=(6,)),
             "observation.environment_state": PolicyFeature(type=FeatureType.ENV, shape=(4,)),
         },
         output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(6,))},
     )
-    stats = {key: {"mean": torch.full(ft.shape, 1.0), "std": torch.full(ft.shape, 2.0)}
-             for key, ft in {**config.input_features, **config.output_features}.items()}
+    stats = {
+        key: {"mean": torch.full(ft.shape, 1.0), "std": torch.full(ft.shape, 2.0)}
+        for key, ft in {**config.input_features, **config.output_features}.items()
+    }
     policy = ACTPolicy(config)
     pre, post = make_act_pre_post_processors(config, dataset_stats=stats)
     for thing in (policy, pre, post):
         thing.save_pretrained(tmp_path)
     predictor = load_chunk_predictor(tmp_path)
     assert (predictor.policy_type, predictor.past_length, predictor.max_delay) == ("act", 0, 0)
-    obs = {"observation.state": np.ones((3, 6), np.float32), "observation.environment_state": np.ones((3, 4), np.float32)}
+    obs = {
+        "observation.state": np.ones((3, 6), np.float32),
+        "observation.environment_state": np.ones((3, 4), np.float32),
+    }
     empty = np.zeros((3, 0, 6), np.float32)
     chunk = predictor.predict(obs, empty, empty)
     expected = post(policy.predict_action_chunk(pre({k: torch.as_tensor(v) for k, v in obs.items()})))

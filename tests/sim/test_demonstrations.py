@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from sim_test_helpers import load_episode_arrays
 
 from lerobot_policy_act_smooth.evaluation.metrics import (
     acceleration_variance,
@@ -37,16 +36,14 @@ def test_min_jerk_profile():
 def test_same_seed_same_demonstration(env):
     a = record_demonstration(env, 1234)
     b = record_demonstration(env, 1234)
-    c = record_demonstration(env, 1235)
+    assert a.success and len(a.actions) > 200
     np.testing.assert_array_equal(a.actions, b.actions)
     np.testing.assert_array_equal(a.states, b.states)
     np.testing.assert_array_equal(a.env_states, b.env_states)
-    assert a.actions.shape != c.actions.shape or not np.array_equal(a.actions, c.actions)
 
 
-def test_follower_follows_the_leader_with_bounded_lag(sim_dataset):
-    root, _ = sim_dataset
-    for episode in load_episode_arrays(root):
+def test_follower_follows_the_leader_with_bounded_lag(sim_episodes):
+    for episode in sim_episodes:
         action, state = episode["action"][:, :5], episode["state"][:, :5]  # arm joints; the jaw stalls on the cube
         lags = range(0, 9)
         residual = [np.sqrt(np.mean((state[k:] - action[: len(action) - k]) ** 2)) for k in lags]
@@ -57,9 +54,9 @@ def test_follower_follows_the_leader_with_bounded_lag(sim_dataset):
         assert np.max(np.abs(state - action)) < 15.0
 
 
-def test_replaying_recorded_actions_reaches_the_goal(sim_dataset, env):
-    root, summary = sim_dataset
-    episodes = load_episode_arrays(root)
+def test_replaying_recorded_actions_reaches_the_goal(sim_dataset, sim_episodes, env):
+    _, summary = sim_dataset
+    episodes = sim_episodes
     successes = 0
     for record, episode in zip(summary["episode_records"], episodes, strict=True):
         replay = replay_actions(env, record["episode_seed"], episode["action"])
@@ -69,9 +66,8 @@ def test_replaying_recorded_actions_reaches_the_goal(sim_dataset, env):
     assert successes >= 0.9 * len(episodes)
 
 
-def test_recorded_actions_are_human_like(sim_dataset):
-    root, _ = sim_dataset
-    episodes = load_episode_arrays(root)
+def test_recorded_actions_are_human_like(sim_episodes):
+    episodes = sim_episodes
     measured = {
         "U_a": np.mean([acceleration_variance(e["action"]) for e in episodes]),
         "U_v": np.mean([velocity_variance(e["action"]) for e in episodes]),

@@ -146,15 +146,16 @@ def aggregate(per_episode: list[dict], exclude: Iterable[str] = ("episode",)) ->
     """Mean and population std (ddof=0) across episodes of every numeric key.
 
     per_episode: one flat dict per episode. Keys in ``exclude`` and non-numeric values are
-    skipped. Returns ``{"<key>_mean": float, "<key>_std": float, ..., "num_episodes": n}``.
+    skipped; yes/no values count as 1/0, so their mean is a rate (closed loop: success).
+    Returns ``{"<key>_mean": float, "<key>_std": float, ..., "num_episodes": n}``.
     """
     skip = set(exclude)
     keys: list[str] = []
     for row in per_episode:
         for k, v in row.items():
-            if k in skip or k in keys or isinstance(v, bool):
+            if k in skip or k in keys:
                 continue
-            if isinstance(v, (int, float, np.integer, np.floating)):
+            if isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)):
                 keys.append(k)
     out: dict = {}
     for k in keys:

@@ -1,7 +1,9 @@
 """Trajectory and acceleration plots of stitched (or executed) action sequences, as PNG bytes.
 
-Arrays are [N, J] in degrees over episode frames, NaN where a sequence has no value.
-Matplotlib is imported here only (Agg backend, no display needed).
+Arrays are [N, J] in degrees over episode frames, NaN where a sequence has no value. Offline
+replay draws the ground truth and the stitched prediction; closed-loop evaluation draws the
+commanded actions and the observed joints. Matplotlib is imported here only (Agg backend,
+no display needed).
 """
 
 from __future__ import annotations
@@ -28,7 +30,17 @@ def _figure(num_joints: int, title: str):
     return plt, fig, flat[:num_joints]
 
 
-def _png(plt, fig) -> bytes:
+def _finish(plt, fig, axes, boundaries: Sequence[int], joint_names: Sequence[str] | None, unit: str) -> bytes:
+    """Chunk boundaries (dashed, between frame b-1 and b), axis labels and legend; the PNG bytes."""
+    for j, ax in enumerate(axes):
+        for i, b in enumerate(boundaries):
+            ax.axvline(b - 0.5, color="0.4", linestyle="--", linewidth=0.8, label="chunk boundary" if i == 0 else None)
+        name = joint_names[j] if joint_names is not None and j < len(joint_names) else f"joint {j}"
+        ax.set_ylabel(f"{name} {unit}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7, loc="best")
+    for ax in axes[-2:]:
+        ax.set_xlabel("frame", fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
@@ -36,45 +48,38 @@ def _png(plt, fig) -> bytes:
     return buf.getvalue()
 
 
-def _boundary_lines(ax, boundaries: Sequence[int]) -> None:
-    for i, b in enumerate(boundaries):
-        ax.axvline(b - 0.5, color="0.4", linestyle="--", linewidth=0.8, label="chunk boundary" if i == 0 else None)
-
-
 def trajectories_png(
-    prediction: np.ndarray,
+    points: np.ndarray,
     boundaries: Sequence[int],
-    joint_names: Sequence[str],
+    joint_names: Sequence[str] | None,
     title: str,
-    truth: np.ndarray | None = None,
+    line: np.ndarray | None = None,
     prefix_points: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+    *,
+    points_label: str = "prediction",
+    line_label: str = "ground truth",
 ) -> bytes:
-    """One panel per joint: ground truth as a line, prefix points (frames, [n, J] values) as
-    hollow markers, predicted frames as dots, dashed lines where a chunk starts (between
-    frame b-1 and b)."""
-    prediction = np.asarray(prediction, dtype=float)
-    plt, fig, axes = _figure(prediction.shape[1], title)
-    frames = np.arange(len(prediction))
+    """One panel per joint: ``line`` (replay: the ground truth; closed loop: the commanded
+    actions) as a line, prefix points (frames, [n, J] values) as hollow markers, ``points``
+    (replay: the predicted frames; closed loop: the observed joints) as dots, dashed lines
+    where a chunk starts. joint_names None: "joint j"."""
+    points = np.asarray(points, dtype=float)
+    plt, fig, axes = _figure(points.shape[1], title)
+    frames = np.arange(len(points))
     for j, ax in enumerate(axes):
-        if truth is not None:
-            ax.plot(np.arange(len(truth)), truth[:, j], color="tab:gray", linewidth=1.2, label="ground truth")
+        if line is not None:
+            ax.plot(np.arange(len(line)), np.asarray(line)[:, j], color="tab:gray", linewidth=1.2, label=line_label)
         for k, (pf, pv) in enumerate(prefix_points):
             ax.plot(pf, np.asarray(pv)[:, j], "o", mfc="none", mec="tab:orange", ms=4, label="prefix" if k == 0 else None)
-        ok = np.isfinite(prediction[:, j])
-        ax.plot(frames[ok], prediction[ok, j], ".", color="tab:blue", ms=3, label="prediction")
-        _boundary_lines(ax, boundaries)
-        ax.set_ylabel(f"{joint_names[j]} [deg]", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7, loc="best")
-    for ax in axes[-2:]:
-        ax.set_xlabel("frame", fontsize=8)
-    return _png(plt, fig)
+        ok = np.isfinite(points[:, j])
+        ax.plot(frames[ok], points[ok, j], ".", color="tab:blue", ms=3, label=points_label)
+    return _finish(plt, fig, axes, boundaries, joint_names, "[deg]")
 
 
 def accelerations_png(
     prediction: np.ndarray,
     boundaries: Sequence[int],
-    joint_names: Sequence[str],
+    joint_names: Sequence[str] | None,
     title: str,
     truth: np.ndarray | None = None,
 ) -> bytes:
@@ -92,10 +97,4 @@ def accelerations_png(
         if acc_truth is not None:
             ax.plot(centres, acc_truth[:, j], color="tab:gray", linewidth=1.0, label="ground truth")
         ax.plot(centres, acc[:, j], color="tab:blue", linewidth=1.0, label="prediction")
-        _boundary_lines(ax, boundaries)
-        ax.set_ylabel(f"{joint_names[j]} a [deg/frame^2]", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7, loc="best")
-    for ax in axes[-2:]:
-        ax.set_xlabel("frame", fontsize=8)
-    return _png(plt, fig)
+    return _finish(plt, fig, axes, boundaries, joint_names, "a [deg/frame^2]")

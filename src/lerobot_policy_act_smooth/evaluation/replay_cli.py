@@ -15,14 +15,12 @@ From Python: ``run_replay(ReplayConfig(...))`` returns the metrics JSON object.
 
 from __future__ import annotations
 
-import random
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from lerobot_policy_act_smooth.evaluation.command import run_command, seed_everything
 from lerobot_policy_act_smooth.evaluation.replay import (
     MODES,
     DatasetEpisodes,
@@ -174,14 +172,6 @@ def check_inputs(cfg: ReplayConfig, predictor, data: DatasetEpisodes, episodes: 
     return delay, advance
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    import torch
-
-    torch.manual_seed(seed)
-
-
 def run_replay(cfg: ReplayConfig, predictor=None) -> dict:
     """Replay, compute metrics, write every result file; return the metrics JSON object.
 
@@ -198,7 +188,7 @@ def run_replay(cfg: ReplayConfig, predictor=None) -> dict:
         predictor = load_predictor(cfg.policy.path, cfg.device)
     data = load_dataset(cfg)
     delay, advance = check_inputs(cfg, predictor, data, episodes)
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
 
     started = time.perf_counter()
     replays = []
@@ -271,19 +261,7 @@ def run_replay(cfg: ReplayConfig, predictor=None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import draccus
-
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        cfg = draccus.parse(ReplayConfig, args=args)
-        run_replay(cfg)
-    except ReplayInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except draccus.utils.DecodingError as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(ReplayConfig, run_replay, ReplayInputError, argv)
 
 
 if __name__ == "__main__":

@@ -259,6 +259,8 @@ def write_report(output_dir: str | Path) -> Path:
             cells = [r.label + (" (superseded early start)" if r.spec.get("early") and _superseded(r, recs) else ""),
                      str(r.spec.get("steps") or "-"),
                      _fmt(final_loss(r.losses, window)) if r.losses and r.done else "-"]
+            if r.done and r.spec.get("steps") and divergence_reason(r.losses, window, factor):
+                cells[2] += " (diverged)"
             evals = {}
             for name, _, cols in evals_used:
                 agg, why = r.evaluation(name)

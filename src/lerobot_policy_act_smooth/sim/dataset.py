@@ -132,13 +132,17 @@ def check_renderer() -> None:
         "(needs libosmesa6: apt-get install libosmesa6; scripts/setup.sh installs it)"
     )
     try:
+        import warnings
+
         import mujoco
 
-        model = mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='0.1'/></worldbody></mujoco>")
-        renderer = mujoco.Renderer(model, height=8, width=8)
-        renderer.update_scene(mujoco.MjData(model))
-        renderer.render()
-        renderer.close()
+        with warnings.catch_warnings():  # GLFW warns before it fails; the error below says it all
+            warnings.simplefilter("ignore")
+            model = mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='0.1'/></worldbody></mujoco>")
+            renderer = mujoco.Renderer(model, height=8, width=8)
+            renderer.update_scene(mujoco.MjData(model))
+            renderer.render()
+            renderer.close()
     except Exception as exc:  # the GL back ends raise assorted types
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DatasetGenerationError(

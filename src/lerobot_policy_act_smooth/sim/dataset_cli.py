@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetGenerationError, ValueError) as exc:
         print(f"actsmooth-dataset: error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # e.g. the demonstrator failing five times in a row
+        print(f"actsmooth-dataset: failed: {exc}; nothing was written to --root", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("actsmooth-dataset: interrupted; nothing was written to --root", file=sys.stderr)
         return 130

@@ -1,0 +1,179 @@
+"""Options of closed-loop evaluation and every check of them, made before anything runs.
+
+:class:`SimEvalConfig` is what ``actsmooth-sim-eval`` parses; the functions here turn it and
+a loaded policy into the settings of a run (output paths, latency, committed actions d,
+request threshold, cameras) or raise :class:`SimEvalError` with a message that names the
+problem and the fix. The run itself is in :mod:`closed_loop`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lerobot_policy_act_smooth.evaluation.async_timeline import committed_actions_for_latency, max_supported_latency_ms
+from lerobot_policy_act_smooth.evaluation.report_files import result_paths
+
+IMAGE_PREFIX = "observation.images."
+STATE_KEY = "observation.state"
+
+
+class SimEvalError(ValueError):
+    """A bad input to closed-loop evaluation; the message names the problem and the fix."""
+
+
+@dataclass
+class PolicyPathConfig:
+    # A pretrained_model folder written by lerobot-train (act_smooth or LeRobot act).
+    path: str | None = None
+
+
+@dataclass
+class SimEvalConfig:
+    policy: PolicyPathConfig = field(default_factory=PolicyPathConfig)
+    # Number of episodes; episode i resets the environment with seed + i.
+    episodes: int = 10
+    seed: int = 0
+    # Output stem: writes STEM_results.txt, STEM_metrics.json/.csv, STEM_trajectories.csv,
+    # STEM_epN_trajectories.png and STEM_run.json.
+    output: str | None = None
+    # Inference latency in ms (a number) or "measured" (median of warm predict calls here).
+    latency_ms: str = "35"
+    # act_smooth: request the next chunk when this many actions are left (d <= threshold <= C).
+    # Default: d. Not used by act, which runs synchronously.
+    threshold: int | None = None
+    # Frames per episode at most (the environment's own limit when unset).
+    max_steps: int | None = None
+    device: str = "cpu"
+    # Write the per-episode trajectory plots.
+    plots: bool = True
+    # Replace result files of an earlier run with the same output stem.
+    overwrite: bool = False
+
+
+def output_paths(stem: str | Path) -> dict[str, Path]:
+    """The files of a run besides the plots: the metric files, the trajectories and the run metadata."""
+    return {**result_paths(stem), "trajectories": Path(f"{stem}_trajectories.csv"), "run": Path(f"{stem}_run.json")}
+
+
+def plot_path(stem: str | Path, episode: int) -> Path:
+    return Path(f"{stem}_ep{episode}_trajectories.png")
+
+
+def parse_latency(value) -> float | str:
+    """A latency in ms (>= 0) or the string "measured"."""
+    if isinstance(value, str) and value.strip().lower() == "measured":
+        return "measured"
+    try:
+        latency = float(value)
+    except (TypeError, ValueError):
+        raise SimEvalError(f"--latency_ms must be a number of milliseconds or 'measured', got {value!r}") from None
+    if not math.isfinite(latency) or latency < 0:
+        raise SimEvalError(f"--latency_ms must be a finite number >= 0, got {value!r}")
+    return latency
+
+
+def validate_config(config: SimEvalConfig, check_policy_path: bool = True) -> None:
+    """Checks that need no policy: one clear error per problem, before anything runs."""
+    if check_policy_path and not config.policy.path:
+        raise SimEvalError("no policy given: pass --policy.path=<output_dir>/checkpoints/<step>/pretrained_model")
+    path = Path(str(config.policy.path))
+    if check_policy_path and not path.exists():
+        raise SimEvalError(
+            f"policy checkpoint {path} does not exist: pass the pretrained_model folder written by "
+            "lerobot-train (<output_dir>/checkpoints/<step>/pretrained_model)"
+        )
+    if not isinstance(config.episodes, int) or config.episodes < 1:
+        raise SimEvalError(f"--episodes must be a positive number of episodes, got {config.episodes}")
+    if config.max_steps is not None and config.max_steps < 3:
+        raise SimEvalError(f"--max_steps must be at least 3 frames (U_a needs 3), got {config.max_steps}")
+    if config.threshold is not None and config.threshold < 1:
+        raise SimEvalError(f"--threshold must be >= 1 action, got {config.threshold}")
+    if not config.output:
+        raise SimEvalError("no output given: pass --output=STEM (files STEM_results.txt, STEM_metrics.json, ...)")
+    # Like the replay: an existing folder (or a value ending in "/") means STEM = folder/sim_eval.
+    if str(config.output).endswith(("/", "\\")) or Path(config.output).is_dir():
+        config.output = str(Path(config.output) / "sim_eval")
+    parse_latency(config.latency_ms)
+    if not config.overwrite:
+        existing = [str(p) for p in output_paths(config.output).values() if p.exists()]
+        if existing:
+            raise SimEvalError(
+                f"results of an earlier run exist ({', '.join(existing)}): choose another --output "
+                "or pass --overwrite=true to replace them"
+            )
+
+
+def load_predictor(config: SimEvalConfig):
+    """The ChunkPredictor at --policy.path; a missing or unreadable checkpoint is a SimEvalError."""
+    from lerobot_policy_act_smooth.inference import load_chunk_predictor
+
+    try:
+        predictor = load_chunk_predictor(config.policy.path, device=config.device)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        raise SimEvalError(f"cannot load the policy at {config.policy.path}: {err}") from err
+    return predictor
+
+
+def resolve_delay_and_threshold(predictor, latency_ms: float, fps: float, threshold: int | None) -> tuple[int, int]:
+    """(d, threshold) for act_smooth, checked against the policy's D and C."""
+    d = committed_actions_for_latency(latency_ms, fps)
+    if d > predictor.max_delay:
+        raise SimEvalError(
+            f"a latency of {latency_ms:g} ms at {fps:g} fps commits d={d} actions, more than this policy's "
+            f"max_delay D={predictor.max_delay}: the largest latency it supports is "
+            f"{max_supported_latency_ms(predictor.max_delay, fps):.1f} ms (pass a smaller --latency_ms, "
+            "or train with a larger length_prefix_future)"
+        )
+    threshold = d if threshold is None else int(threshold)
+    if not d <= threshold <= predictor.chunk_size:
+        raise SimEvalError(
+            f"--threshold={threshold} is out of range: it must be between the committed actions d={d} "
+            f"and the chunk size C={predictor.chunk_size}"
+        )
+    return d, threshold
+
+
+def cameras_for(predictor) -> dict[str, tuple[int, int]] | None:
+    """Cameras the environment must render for the policy: name -> (height, width), from the
+    policy's image input features (C, H, W)."""
+    cams = {}
+    for key, shape in predictor.input_features.items():
+        if key.startswith(IMAGE_PREFIX):
+            if len(shape) != 3:
+                raise SimEvalError(f"image feature {key} has shape {shape}, expected (channels, height, width)")
+            cams[key[len(IMAGE_PREFIX) :]] = (int(shape[1]), int(shape[2]))
+    return cams or None
+
+
+def check_features(predictor, observation: dict) -> None:
+    """The policy's input features must be in the environment's observation, with the same shapes."""
+    missing, wrong = [], []
+    for key, shape in predictor.input_features.items():
+        if key not in observation:
+            missing.append(key)
+            continue
+        value = np.asarray(observation[key])
+        got = (value.shape[2], value.shape[0], value.shape[1]) if key.startswith(IMAGE_PREFIX) else value.shape
+        if tuple(got) != tuple(shape):
+            wrong.append(f"{key} (policy {tuple(shape)}, environment {tuple(got)})")
+    if missing or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing from the environment's observation: {', '.join(missing)}")
+        if wrong:
+            parts.append(f"shape mismatch: {'; '.join(wrong)}")
+        raise SimEvalError(
+            "the policy needs observation features the simulator does not provide as trained ("
+            + "; ".join(parts)
+            + f"). The environment provides {sorted(observation)}; train the policy on a dataset recorded "
+            "by this simulator (actsmooth-dataset)"
+        )
+    if predictor.action_dim != np.asarray(observation[STATE_KEY]).shape[-1]:
+        raise SimEvalError(
+            f"the policy outputs {predictor.action_dim}-dim actions, the simulated arm has "
+            f"{np.asarray(observation[STATE_KEY]).shape[-1]} joints"
+        )
