@@ -112,3 +112,6 @@ def test_episode_metrics_and_aggregate():
     assert agg["U_a_mean"] == 2.0 and agg["U_a_std"] == 1.0  # population std
     assert agg["mae_std"] == 0.0
     assert "episode_mean" not in agg and agg["num_episodes"] == 2
+    # yes/no values count as 1/0: their mean is a rate (closed-loop success)
+    flags = aggregate([{"success": True, "note": "x"}, {"success": False}, {"success": True}, {"success": True}])
+    assert flags["success_mean"] == 0.75 and "note_mean" not in flags

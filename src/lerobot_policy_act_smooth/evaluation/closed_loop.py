@@ -282,14 +282,14 @@ def run_sim_eval(config: SimEvalConfig, predictor=None, env_factory=None) -> dic
         "predict_ms_median": float(np.median(all_predict) * 1000.0) if all_predict else None,
         "frames": int(sum(r.num_frames for r in records)),
     }
-    header = [
-        f"Closed-loop evaluation in simulation: {config.policy.path}",
+    title = f"Closed-loop evaluation in simulation: {config.policy.path}"
+    header_lines = [
         f"Policy {predictor.policy_type}: C={predictor.chunk_size}, K={predictor.past_length}, "
         f"D={predictor.max_delay}; {timing}",
         f"Episodes {config.episodes}, seeds {config.seed}..{config.seed + config.episodes - 1}; "
         "spike = observed joints' (first chunk's start left out); success = info['is_success'] reached during the episode",
     ]
-    payload = write_results(config, records, header, settings, timing_info, getattr(env, "joint_names", None))
+    payload = write_results(config, records, title, header_lines, settings, timing_info, getattr(env, "joint_names", None))
     agg = payload["aggregate"]
     print(
         f"[sim-eval] {config.episodes} episodes in {wall:.1f}s: observed U_a {agg['obs_U_a_mean']:.4g}, "

@@ -18,7 +18,8 @@ import numpy as np
 
 from lerobot_policy_act_smooth.evaluation.closed_loop_config import SimEvalConfig, output_paths, plot_path
 from lerobot_policy_act_smooth.evaluation.metrics import aggregate, smoothness_metrics
-from lerobot_policy_act_smooth.evaluation.report_files import TextLayout, fmt
+from lerobot_policy_act_smooth.evaluation.report_files import TextLayout, fmt, write_metric_files
+from lerobot_policy_act_smooth.provenance import atomic_write_bytes, atomic_write_json, atomic_write_text, run_metadata
 
 METRIC_NAMES = ("U_v", "U_a", "mu_v", "spike", "spike_boundary_mean", "spike_other_mean")
 
@@ -138,13 +139,10 @@ def episode_plot_png(record: EpisodeRecord, title: str, joint_names=None) -> byt
     )
 
 
-def write_results(config: SimEvalConfig, records: list[EpisodeRecord], header: list[str], settings: dict,
-                  timing: dict, joint_names=None) -> dict:
+def write_results(config: SimEvalConfig, records: list[EpisodeRecord], title: str, header_lines: list[str],
+                  settings: dict, timing: dict, joint_names=None) -> dict:
     """Check the numbers, render every plot, then write every file atomically; returns the
     STEM_metrics.json object. A failure before the first write leaves no partial results."""
-    from lerobot_policy_act_smooth.evaluation.report_files import write_metric_files
-    from lerobot_policy_act_smooth.provenance import atomic_write_bytes, atomic_write_json, atomic_write_text, run_metadata
-
     rows = [episode_row(r) for r in records]
     agg = summarize(rows)
     validate_results(records, rows, agg)
@@ -168,6 +166,6 @@ def write_results(config: SimEvalConfig, records: list[EpisodeRecord], header: l
     atomic_write_text(paths["trajectories"], trajectories_text)
     atomic_write_json(paths["run"], metadata)
     return write_metric_files(
-        config.output, rows, header[0], metadata, header[1:], {"settings": settings, "timing": timing, "files": files},
+        config.output, rows, title, metadata, header_lines, {"settings": settings, "timing": timing, "files": files},
         agg=agg, layout=RESULTS_LAYOUT, json_episodes=episodes_json,
     )

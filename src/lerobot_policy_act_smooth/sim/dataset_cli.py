@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import draccus
 
-from lerobot_policy_act_smooth.sim.scene import CAMERA_NAMES, DEFAULT_CAMERA_SIZES
+# mujoco picks its OpenGL back end when first imported, so nothing here imports it at
+# module level: main() sets a headless default first.
 
 
 @dataclass
@@ -31,8 +32,8 @@ class DatasetGenerationConfig:
     # Comma-separated camera names ("top", "wrist"); empty for none.
     cameras: str = ""
     # Image sizes as HEIGHTxWIDTH.
-    top_size: str = "{}x{}".format(*DEFAULT_CAMERA_SIZES["top"])
-    wrist_size: str = "{}x{}".format(*DEFAULT_CAMERA_SIZES["wrist"])
+    top_size: str = "480x640"
+    wrist_size: str = "640x480"
     # Store images as MP4 video instead of image files (read back with --dataset.video_backend=pyav).
     video: bool = False
     # Replace an existing dataset at --root (only a LeRobot dataset folder is ever removed).
@@ -48,6 +49,8 @@ def parse_size(text: str, flag: str) -> tuple[int, int]:
 
 
 def camera_request(cfg: DatasetGenerationConfig) -> dict[str, tuple[int, int]]:
+    from lerobot_policy_act_smooth.sim.scene import CAMERA_NAMES
+
     names = [name.strip() for name in cfg.cameras.split(",") if name.strip()]
     for name in names:
         if name not in CAMERA_NAMES:

@@ -33,7 +33,7 @@ _FIXED_JAW_CLEARANCE = 0.007  # m
 class HumanStyle:
     """Ranges that per-episode style parameters are drawn from (uniformly)."""
 
-    pace: tuple[float, float] = (1.15, 1.65)  # multiplies every movement duration
+    pace: tuple[float, float] = (1.2, 1.7)  # multiplies every movement duration
     hover_height: tuple[float, float] = (0.05, 0.08)  # m above the grasp height
     lift_height: tuple[float, float] = (0.05, 0.08)
     open_deg: tuple[float, float] = (45.0, 60.0)  # jaw opening before the grasp
