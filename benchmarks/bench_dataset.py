@@ -43,7 +43,9 @@ def _metrics(root: Path, repo_id: str) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--camera_episodes", type=int, default=2, help="0 to skip the camera run")
     parser.add_argument("--seed", type=int, default=0)
@@ -52,31 +54,42 @@ def main() -> None:
     from lerobot_policy_act_smooth.sim.dataset import generate_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        summary = generate_dataset("bench/state", Path(tmp) / "state", args.episodes, args.seed, progress=False)
-        seconds = time.perf_counter() - start
+        start, cpu_start = time.perf_counter(), time.process_time()
+        summary = generate_dataset(
+            "bench/state", Path(tmp) / "state", args.episodes, args.seed, progress=False
+        )
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         metrics = _metrics(Path(tmp) / "state", "bench/state")
         print(
             f"no cameras: {args.episodes} episodes, {summary['total_frames']} frames in {seconds:.1f} s "
-            f"({seconds / args.episodes:.2f} s/episode); {len(summary['failed_attempts'])} failed demonstrations retried"
+            f"({seconds / args.episodes:.2f} s/episode; process CPU time {cpu_seconds:.1f} s"
+            f"); load average {os.getloadavg()[0]:.1f}; "
+            f"{len(summary['failed_attempts'])} failed demonstrations retried"
         )
         print(
-            f"actions at 30 fps (mean over episodes): U_a {metrics['U_a']:.3f} deg^2/frame^4 (real 0.09-0.17), "
+            f"actions at 30 fps (mean over episodes): U_a {metrics['U_a']:.3f} deg^2/frame^4 "
+            "(real 0.09-0.17), "
             f"U_v {metrics['U_v']:.2f} deg^2/frame^2 (real 1.1-1.8), mu_v {metrics['mu_v']:.3f} deg/frame "
             f"(real 0.30-0.37); {metrics['frames_per_episode']:.0f} frames/episode"
         )
         if args.camera_episodes > 0:
             cameras = {"top": (96, 128), "wrist": (96, 128)}
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             summary = generate_dataset(
-                "bench/cams", Path(tmp) / "cams", args.camera_episodes, args.seed, cameras=cameras, progress=False
+                "bench/cams",
+                Path(tmp) / "cams",
+                args.camera_episodes,
+                args.seed,
+                cameras=cameras,
+                progress=False,
             )
-            seconds = time.perf_counter() - start
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
             per_episode = seconds / args.camera_episodes
             per_frame_ms = 1000 * seconds / summary["total_frames"]
             print(
-                f"two 96x128 cameras ({os.environ.get('MUJOCO_GL')}): {args.camera_episodes} episodes in {seconds:.1f} s "
-                f"({per_episode:.1f} s/episode, {per_frame_ms:.0f} ms/frame); "
+                f"two 96x128 cameras ({os.environ.get('MUJOCO_GL')}): "
+                f"{args.camera_episodes} episodes in {seconds:.1f} s "
+                f"({per_episode:.1f} s/episode, {per_frame_ms:.0f} ms/frame; CPU time {cpu_seconds:.1f} s); "
                 f"{args.episodes} episodes would take about {per_episode * args.episodes / 60:.0f} min"
             )
 

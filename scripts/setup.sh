@@ -22,14 +22,20 @@ find_python() {
     return 1
 }
 
-# Offscreen rendering for the simulator's cameras (tests render tiny images on the CPU).
-if ! ldconfig -p 2>/dev/null | grep -q libOSMesa; then
+# System libraries, from Debian's packages when we can install them:
+# - libOSMesa: offscreen MuJoCo rendering where EGL is missing (MUJOCO_GL=osmesa);
+# - FFmpeg 5 shared libraries: LeRobot decodes dataset videos with torchcodec, which needs them
+#   (without them every LeRobot import prints a long torchcodec traceback and falls back to PyAV).
+missing_debs=()
+ldconfig -p 2>/dev/null | grep -q libOSMesa || missing_debs+=(libosmesa6)
+ldconfig -p 2>/dev/null | grep -q 'libavutil\.so\.' || missing_debs+=(libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4)
+if [ ${#missing_debs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "setup: installing libosmesa6 for headless MuJoCo rendering"
-        (apt-get update -qq && apt-get install -y -qq libosmesa6 >/dev/null) \
-            || echo "setup: warning: could not install libosmesa6; camera rendering needs MUJOCO_GL=egl or osmesa" >&2
+        echo "setup: installing ${missing_debs[*]}"
+        (apt-get update -qq && apt-get install -y -qq "${missing_debs[@]}" >/dev/null) \
+            || echo "setup: warning: could not install ${missing_debs[*]} (camera rendering needs MUJOCO_GL=egl or osmesa; video decoding falls back to PyAV)" >&2
     else
-        echo "setup: warning: libOSMesa not found; camera rendering needs MUJOCO_GL=egl or osmesa (apt-get install libosmesa6)" >&2
+        echo "setup: warning: missing ${missing_debs[*]}; install them with apt-get for osmesa rendering and torchcodec video decoding" >&2
     fi
 fi
 

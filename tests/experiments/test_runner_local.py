@@ -21,6 +21,10 @@ label = "at the winning lr"
 steps = 2
 set."policy.optimizer_lr" = "winner:lr"
 set."policy.optimizer_lr_backbone" = "winner:lr"
+# The simulator's closed loop cannot run a policy trained on the synthetic dataset (other
+# features): the report must show "-" with a note instead of failing.
+closed_loop = true
+closed_loop_episodes = 1
 """
 
 
@@ -67,6 +71,9 @@ def test_tiny_plan_end_to_end(local_ray, exp_dataset_root, tmp_path):
     winner_value = "0.0001" if stage["winner"].endswith("0.0001") else "0.01"
     assert f"| **{winner_value}** |" in report
     assert "at the winning lr" in report and stage["winner"] in report
+    assert done["evaluations"]["closed_loop"]["status"] != "ok"
+    row = next(ln for ln in report.splitlines() if ln.startswith("| at the winning lr"))
+    assert "- [1]" in row and "1. at the winning lr: closed_loop" in report
     assert (out / "loss_lr.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "run.json").is_file() and (out / "plan.json").is_file()
 
@@ -75,4 +82,11 @@ def test_tiny_plan_end_to_end(local_ray, exp_dataset_root, tmp_path):
     lines.clear()
     assert run_plan(load_plan(plan_path), RunOptions(output_dir=out, poll_s=0.5), out=lines.append) == 0
     assert not any(" start " in ln for ln in lines), lines
+    assert {p: p.read_bytes() for p in out.rglob("DONE.json")} == before
+
+    # A changed plan into the same output_dir: the changed trial is refused, nothing is overwritten.
+    changed = write_plan(tmp_path / "changed.toml", plan_path.read_text().replace("steps = 2", "steps = 3"))
+    lines.clear()
+    assert run_plan(load_plan(changed), RunOptions(output_dir=out, poll_s=0.5), out=lines.append) == 1
+    assert any("FAILED second/run" in ln and "different settings (steps)" in ln for ln in lines), lines
     assert {p: p.read_bytes() for p in out.rglob("DONE.json")} == before

@@ -56,7 +56,14 @@ def test_no_renderer_names_the_mujoco_gl_to_try(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
     env.update(MUJOCO_GL="glfw", HF_HUB_OFFLINE="1")
     root = tmp_path / "cams"
-    cmd = [sys.executable, "-m", "lerobot_policy_act_smooth.sim.dataset_cli", f"--root={root}", "--episodes=1", "--cameras=top"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lerobot_policy_act_smooth.sim.dataset_cli",
+        f"--root={root}",
+        "--episodes=1",
+        "--cameras=top",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("actsmooth-dataset:")]

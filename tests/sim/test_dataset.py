@@ -47,14 +47,24 @@ def test_tiny_camera_dataset(tmp_path):
     root = tmp_path / "cams"
     # 10 fps keeps the episode short: the CPU renderer needs ~0.05-0.15 s per frame whatever its size.
     generate_dataset(
-        "test/so101_cams", root, episodes=1, seed=3, fps=10, cameras={"top": (24, 32)},
+        "test/so101_cams",
+        root,
+        episodes=1,
+        seed=3,
+        fps=10,
+        cameras={"top": (24, 32)},
         progress=False,
     )
-    dataset = LeRobotDataset("test/so101_cams", root=root, delta_timestamps={"action": [i / 10 for i in range(8)]})
+    dataset = LeRobotDataset(
+        "test/so101_cams", root=root, delta_timestamps={"action": [i / 10 for i in range(8)]}
+    )
     assert dataset.fps == 10
     item = dataset[5]
     assert item["observation.images.top"].shape == (3, 24, 32)
-    assert 0.0 <= float(item["observation.images.top"].min()) and float(item["observation.images.top"].max()) <= 1.0
+    assert (
+        0.0 <= float(item["observation.images.top"].min())
+        and float(item["observation.images.top"].max()) <= 1.0
+    )
     assert item["action"].shape == (8, 6)
 
 

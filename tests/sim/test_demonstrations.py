@@ -44,7 +44,10 @@ def test_same_seed_same_demonstration(env):
 
 def test_follower_follows_the_leader_with_bounded_lag(sim_episodes):
     for episode in sim_episodes:
-        action, state = episode["action"][:, :5], episode["state"][:, :5]  # arm joints; the jaw stalls on the cube
+        action, state = (
+            episode["action"][:, :5],
+            episode["state"][:, :5],
+        )  # arm joints; the jaw stalls on the cube
         lags = range(0, 9)
         residual = [np.sqrt(np.mean((state[k:] - action[: len(action) - k]) ** 2)) for k in lags]
         best = int(np.argmin(residual))

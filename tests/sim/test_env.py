@@ -51,8 +51,8 @@ def test_follower_reaches_a_held_target_with_servo_noise(env):
     obs, _ = env.reset(seed=1)
     target = obs["observation.state"] + np.asarray([10, -8, 8, -6, 15, 20], dtype=np.float32)
     errors = []
-    for step in range(45):
-        obs, _, _, truncated, _ = env.step(target)
+    for _ in range(45):
+        obs, *_ = env.step(target)
         errors.append(np.abs(obs["observation.state"] - target))
     errors = np.asarray(errors)
     assert errors[0].max() > 3.0  # it lags at first
@@ -83,7 +83,11 @@ def test_tiny_cameras_render():
 
 @pytest.mark.parametrize(
     "request_, message",
-    [({"front": (24, 32)}, "unknown camera"), ({"top": (4, 32)}, "out of range"), ({"top": (24, 100000)}, "out of range")],
+    [
+        ({"front": (24, 32)}, "unknown camera"),
+        ({"top": (4, 32)}, "out of range"),
+        ({"top": (24, 100000)}, "out of range"),
+    ],
 )
 def test_bad_camera_requests(request_, message):
     with pytest.raises(ValueError, match=message):

@@ -152,8 +152,10 @@ def _plot_bars(path: Path, rows: list[tuple[str, dict[str, dict | None]]]) -> bo
         ax.set_xticks(x, [r[0] for r in rows], rotation=35, ha="right", fontsize=8)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
+        if which == 1:
+            ax.set_yscale("log")  # closed-loop and replay U_a differ by orders of magnitude
     axes[1].axhline(1.0, color="k", lw=0.8, ls="--")
-    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     _save(fig, path)
     return True
@@ -256,7 +258,10 @@ def write_report(output_dir: str | Path) -> Path:
         if st is not None and not st.in_results:
             continue
         for r in recs:
-            cells = [r.label + (" (superseded early start)" if r.spec.get("early") and _superseded(r, recs) else ""),
+            label = r.label
+            if r.spec.get("early") and _superseded(r, recs):
+                label = label.replace(" (early start)", "") + " (superseded early start)"
+            cells = [label,
                      str(r.spec.get("steps") or "-"),
                      _fmt(final_loss(r.losses, window)) if r.losses and r.done else "-"]
             if r.done and r.spec.get("steps") and divergence_reason(r.losses, window, factor):
@@ -277,7 +282,7 @@ def write_report(output_dir: str | Path) -> Path:
                     if key.endswith("U_a_mean") and agg.get(key.replace("_mean", "_std")) is not None:
                         s += f" ± {_fmt(agg[key.replace('_mean', '_std')], 3)}"
                     cells.append(s)
-            rows_for_plot.append((r.label, evals))
+            rows_for_plot.append((label, evals))
             lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     if truth is not None:

@@ -180,6 +180,21 @@ class Scheduler:
         return decided
 
 
+def spec_conflict(tdir: Path, spec: TrialSpec) -> str | None:
+    """A message if tdir already holds a trial run with other settings (a changed plan), else None."""
+    path = tdir / "trial.json"
+    if not path.is_file():
+        return None
+    old = TrialSpec.from_dict(json.loads(path.read_text()))
+    changed = sorted(k for k in set(old.flags) | set(spec.flags) if old.flags.get(k) != spec.flags.get(k))
+    if old.steps != spec.steps and "steps" not in changed:
+        changed.append("steps")
+    if not changed:
+        return None
+    return (f"{tdir} holds a trial run with different settings ({', '.join(changed)}); "
+            "its results are kept: run the changed plan into another --output_dir")
+
+
 def trial_metrics(tdir: Path) -> dict[str, float]:
     """{"gt_prefix.U_a_mean": ..., "closed_loop.obs_U_a_mean": ...} from a trial's eval files."""
     done = read_done(tdir) or {}
@@ -209,7 +224,9 @@ def stage_summary(plan: Plan, stage_name: str, specs: list[TrialSpec], output_di
         return {"stage": stage_name, "winner": key, "rule": "evaluation only", "final_losses": {}, "diverged": {},
                 "note": ""}
     sel = select_winner(cands, st.select, plan.final_loss_window, plan.divergence_factor)
+    values = {c.name: (c.metrics or {}).get(st.select) for c in cands} if st.select != "final_loss" else {}
     return {"stage": stage_name, "winner": sel.winner, "rule": sel.rule_used, "final_losses": sel.final_losses,
+            "metric_values": values,
             "diverged": sel.diverged, "note": sel.note, "final_loss_window": plan.final_loss_window,
             "divergence_factor": plan.divergence_factor}
 
@@ -281,6 +298,16 @@ def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -
                     continue
                 if opts.max_concurrent_trials and len(running) >= opts.max_concurrent_trials:
                     continue
+                conflict = spec_conflict(trial_dir(output_dir, spec), spec)
+                if conflict:
+                    status[key] = "failed"
+                    errors[key] = conflict
+                    sched.failed_stages[spec.stage] = f"trial {key} conflicts with an earlier run"
+                    sched.block_dependents()
+                    out(f"{_now()} FAILED {key}: {conflict}")
+                    continue
+                # Written before the task starts so that the report lists queued trials too.
+                atomic_write_json(trial_dir(output_dir, spec) / "trial.json", spec.to_dict())
                 status[key] = "running"
                 running[remote.remote(spec.to_dict(), str(output_dir), device, cpus_per_trial)] = spec
                 out(f"{_now()} start {key}" + (" (evaluations only)" if done else ""))

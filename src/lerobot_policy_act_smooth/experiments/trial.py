@@ -201,7 +201,7 @@ def train(spec: TrialSpec, tdir: Path, progress: Progress, attempt: int, num_thr
     log_freq = int(spec.flags.get("log_freq", 200))
     step = start_step
     logged_step = start_step
-    t_start = time.time()
+    first_seen: tuple[int, float] | None = None
     progress.update(force=True, phase="train", step=step, total=spec.steps, resumed_from=resume_step)
     with (tdir / "train.log").open("a") as log:
         log.write(f"\n=== attempt {attempt} {datetime.now(timezone.utc).isoformat(timespec='seconds')} "
@@ -228,8 +228,12 @@ def train(spec: TrialSpec, tdir: Path, progress: Progress, attempt: int, num_thr
                     losses.add(logged_step, loss, _parse_float(lr.group(1)) if lr else None)
                     progress.update(loss=loss)
                 if m_tqdm or m:
-                    done_steps = step - start_step
-                    rate = (time.time() - t_start) / done_steps if done_steps > 0 else None
+                    # Time per step measured from the first step seen (start-up time excluded).
+                    if first_seen is None and step > start_step:
+                        first_seen = (step, time.time())
+                    rate = None
+                    if first_seen is not None and step > first_seen[0]:
+                        rate = (time.time() - first_seen[1]) / (step - first_seen[0])
                     progress.update(step=step, eta_s=rate * (spec.steps - step) if rate else None)
             rc = proc.wait()
         finally:

@@ -51,7 +51,11 @@ def episode_seed(seed: int, episode_index: int, attempt: int) -> int:
 
 
 def record_demonstration(
-    env: SO101JointEnv, seed: int, fps: int = 30, style: HumanStyle | None = None, max_frames: int = MAX_EPISODE_FRAMES
+    env: SO101JointEnv,
+    seed: int,
+    fps: int = 30,
+    style: HumanStyle | None = None,
+    max_frames: int = MAX_EPISODE_FRAMES,
 ) -> Demonstration:
     """Run the demonstrator for one episode from ``env.reset(seed=seed)``.
 
@@ -138,7 +142,9 @@ def check_renderer() -> None:
 
         with warnings.catch_warnings():  # GLFW warns before it fails; the error below says it all
             warnings.simplefilter("ignore")
-            model = mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='0.1'/></worldbody></mujoco>")
+            model = mujoco.MjModel.from_xml_string(
+                "<mujoco><worldbody><geom size='0.1'/></worldbody></mujoco>"
+            )
             renderer = mujoco.Renderer(model, height=8, width=8)
             renderer.update_scene(mujoco.MjData(model))
             renderer.render()
@@ -158,7 +164,8 @@ def _check_output_folder(root: Path, overwrite: bool) -> None:
         return
     if not overwrite:
         raise DatasetGenerationError(
-            f"--root {root} already holds data; pass --overwrite to replace it, or choose another --root"
+            f"--root {root} already holds data; pass --overwrite=true (overwrite=True) to replace it, "
+            "or choose another --root"
         )
     cwd, home = Path.cwd().resolve(), Path.home().resolve()
     if root == Path(root.anchor) or root == home or root == cwd or root in cwd.parents:
@@ -234,7 +241,11 @@ def generate_dataset(
     root.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     state_env = SO101JointEnv(cameras=None, max_steps=MAX_EPISODE_FRAMES + 1, fps=fps)
-    camera_env = SO101JointEnv(cameras=camera_sizes, max_steps=MAX_EPISODE_FRAMES + 1, fps=fps) if camera_sizes else None
+    camera_env = (
+        SO101JointEnv(cameras=camera_sizes, max_steps=MAX_EPISODE_FRAMES + 1, fps=fps)
+        if camera_sizes
+        else None
+    )
     records, failures = [], []
     try:
         dataset = LeRobotDataset.create(
@@ -256,14 +267,25 @@ def generate_dataset(
                 if progress:
                     _progress(f"episode {index + 1}: demonstration with seed {ep_seed} failed, retrying")
             else:
-                raise RuntimeError(f"the demonstrator failed {MAX_ATTEMPTS} times in a row at episode {index}")
+                raise RuntimeError(
+                    f"the demonstrator failed {MAX_ATTEMPTS} times in a row at episode {index}"
+                )
             if camera_env is not None:
                 replay = replay_actions(camera_env, ep_seed, demo.actions)
                 if not np.array_equal(replay.states, demo.states):
-                    raise RuntimeError(f"replaying episode {index} (seed {ep_seed}) did not reproduce its states")
+                    raise RuntimeError(
+                        f"replaying episode {index} (seed {ep_seed}) did not reproduce its states"
+                    )
                 demo.images = replay.images
             _write_episode(dataset, demo)
-            records.append({"episode_index": index, "episode_seed": ep_seed, "attempt": attempt, "frames": len(demo.actions)})
+            records.append(
+                {
+                    "episode_index": index,
+                    "episode_seed": ep_seed,
+                    "attempt": attempt,
+                    "frames": len(demo.actions),
+                }
+            )
             if progress:
                 elapsed = time.monotonic() - started
                 left = elapsed / (index + 1) * (episodes - index - 1)
@@ -302,7 +324,8 @@ def generate_dataset(
             camera_env.close()
     if progress:
         _progress(
-            f"wrote {episodes} episodes ({summary['total_frames']} frames) to {root} in {summary['seconds']:.1f} s; "
+            f"wrote {episodes} episodes ({summary['total_frames']} frames) to {root} "
+            f"in {summary['seconds']:.1f} s; "
             f"{len(failures)} failed demonstration(s) retried"
         )
     return summary

@@ -28,11 +28,13 @@ class DatasetGenerationConfig:
     episodes: int = 50
     # Seed of the whole dataset: same seed, same arrays.
     seed: int = 0
+    # Frames per second of the recording (the control rate of the simulated arm).
     fps: int = 30
     # Comma-separated camera names ("top", "wrist"); empty for none.
     cameras: str = ""
-    # Image sizes as HEIGHTxWIDTH.
+    # Size of the top camera's images, HEIGHTxWIDTH.
     top_size: str = "480x640"
+    # Size of the wrist camera's images, HEIGHTxWIDTH.
     wrist_size: str = "640x480"
     # Store images as MP4 video instead of image files (read back with --dataset.video_backend=pyav).
     video: bool = False
@@ -57,7 +59,10 @@ def camera_request(cfg: DatasetGenerationConfig) -> dict[str, tuple[int, int]]:
             raise ValueError(f"unknown camera {name!r} in --cameras: choose from {', '.join(CAMERA_NAMES)}")
     if len(set(names)) != len(names):
         raise ValueError(f"--cameras lists a camera twice: {cfg.cameras!r}")
-    sizes = {"top": parse_size(cfg.top_size, "--top_size"), "wrist": parse_size(cfg.wrist_size, "--wrist_size")}
+    sizes = {
+        "top": parse_size(cfg.top_size, "--top_size"),
+        "wrist": parse_size(cfg.wrist_size, "--wrist_size"),
+    }
     return {name: sizes[name] for name in names}
 
 

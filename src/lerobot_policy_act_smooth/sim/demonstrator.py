@@ -59,7 +59,9 @@ def min_jerk(tau: np.ndarray) -> np.ndarray:
 class _Resonator:
     """AR(2) band-pass noise at ``freq_hz`` with stationary standard deviation ~``std``."""
 
-    def __init__(self, freq_hz: np.ndarray, std: np.ndarray, fps: int, rng: np.random.Generator, r: float = 0.85):
+    def __init__(
+        self, freq_hz: np.ndarray, std: np.ndarray, fps: int, rng: np.random.Generator, r: float = 0.85
+    ):
         omega = 2 * np.pi * np.asarray(freq_hz) / fps
         self.a1 = 2 * r * np.cos(omega)
         self.a2 = -(r**2)
@@ -124,9 +126,7 @@ class HumanLikeDemonstrator:
         self.table_z = float(scene.cube_pose()[2])
         self.goal = scene.goal_pos
         scale = np.asarray(s.joint_tremor_scale)
-        self.tremor = _Resonator(
-            rng.uniform(*s.tremor_hz, size=6), u(s.tremor_deg) * scale, self.fps, rng
-        )
+        self.tremor = _Resonator(rng.uniform(*s.tremor_hz, size=6), u(s.tremor_deg) * scale, self.fps, rng)
         self.drift = _Drift(u(s.drift_deg) * scale, self.fps, rng)
         start = scene.leader_deg()
         self.rest_deg = start.copy()
@@ -183,7 +183,11 @@ class HumanLikeDemonstrator:
         return self.pace * (0.45 + 2.2 * distance_m + 0.006 * joint_delta_deg)
 
     def _arm_target(
-        self, scene: PickPlaceScene, position: np.ndarray, lowest_z: float | None = None, align_jaws: bool = True
+        self,
+        scene: PickPlaceScene,
+        position: np.ndarray,
+        lowest_z: float | None = None,
+        align_jaws: bool = True,
     ) -> np.ndarray:
         """Leader arm angles [5] that put the follower's grasp point at ``position``.
 
@@ -259,6 +263,12 @@ class HumanLikeDemonstrator:
         # Only the grasp needs the jaws across the cube; afterwards the wrist roll is left alone.
         align = name in ("approach", "descend")
         end[:5] = self._arm_target(scene, target, lowest_z, align_jaws=align)
+        if name == "approach":
+            # Turn the wrist for the grasp while still above the cube: where the hover pose
+            # cannot hold the jaws vertical, its roll differs from the grasp's, and turning
+            # during the descent would knock the cube with a jaw.
+            below = np.asarray([target[0], target[1], self.table_z + _GRASP_HEIGHT])
+            end[4] = self._arm_target(scene, below)[4]
         distance = float(np.linalg.norm(scene.grasp_point_at(end[:5]) - grasp))
         joint_delta = float(np.max(np.abs(end[:5] - start[:5])))
         seconds = self._move_seconds(distance, joint_delta)

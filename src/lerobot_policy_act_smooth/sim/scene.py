@@ -62,7 +62,9 @@ def _scene_model(camera_sizes: dict[str, tuple[int, int]]) -> mujoco.MjModel:
     """The package's pick scene plus our two cameras, set up for fast offscreen rendering."""
     spec = mujoco.MjSpec.from_file((ASSETS_DIR / "pick_scene.xml").as_posix())
     # Straight down from 0.6 m: image up = away from the robot base, the whole reachable box in view.
-    spec.worldbody.add_camera(name="top", pos=[0.22, 0.0, 0.62], quat=[0.7071068, 0.0, 0.0, -0.7071068], fovy=50)
+    spec.worldbody.add_camera(
+        name="top", pos=[0.22, 0.0, 0.62], quat=[0.7071068, 0.0, 0.0, -0.7071068], fovy=50
+    )
     # On the gripper, looking along the jaws at their tips (like the real SO-101 wrist camera).
     spec.body("gripper").add_camera(name="wrist", pos=[0.03, 0.0, -0.04], quat=[1.0, 0.0, 0.0, 0.0], fovy=75)
     for light in spec.lights:
@@ -116,14 +118,18 @@ class PickPlaceScene(SO101PickPlaceGymEnv):
         self.kp = self._model.actuator_gainprm[self._all_ctrl_ids, 0].copy()
         # Start every episode from a ready pose above the table (jaws down, slightly open)
         # instead of the package's outstretched zero pose, like a teleoperator would.
-        ready = self.solve_top_down_ik(_READY_POSITION, seed_arm_deg=np.asarray([0.0, -30.0, 30.0, 70.0, 90.0]))
+        ready = self.solve_top_down_ik(
+            _READY_POSITION, seed_arm_deg=np.asarray([0.0, -30.0, 30.0, 70.0, 90.0])
+        )
         self.ready_arm_deg = ready
         self._home_position = np.deg2rad(ready)
 
     def reset_robot(self) -> None:
         super().reset_robot()
         # Hold the ready pose without sagging: the servos' targets include the gravity offset.
-        leader = np.concatenate([self.ready_arm_deg + self.gravity_offset_deg(self.ready_arm_deg), [_READY_GRIPPER_DEG]])
+        leader = np.concatenate(
+            [self.ready_arm_deg + self.gravity_offset_deg(self.ready_arm_deg), [_READY_GRIPPER_DEG]]
+        )
         self._data.qpos[self._all_qpos_adr[5]] = np.deg2rad(_READY_GRIPPER_DEG)
         self._data.ctrl[self._all_ctrl_ids] = np.deg2rad(leader)
         mujoco.mj_forward(self._model, self._data)
