@@ -24,7 +24,6 @@ set."policy.optimizer_lr_backbone" = "winner:lr"
 # The simulator's closed loop cannot run a policy trained on the synthetic dataset (other
 # features): the report must show "-" with a note instead of failing.
 closed_loop = true
-closed_loop_episodes = 1
 """
 
 
@@ -39,7 +38,7 @@ def local_ray():
 
 def test_tiny_plan_end_to_end(local_ray, exp_dataset_root, tmp_path):
     plan_path = write_plan(tmp_path / "tiny.toml",
-                           plan_text(exp_dataset_root, STAGES, evaluation='replay_modes = ["gt_prefix"]'))
+                           plan_text(exp_dataset_root, STAGES, evaluation='replay_modes = ["gt_prefix"]\nclosed_loop_episodes = 1'))
     out = tmp_path / "run"
     lines = []
     rc = run_plan(load_plan(plan_path), RunOptions(output_dir=out, poll_s=0.5), out=lines.append)

@@ -33,8 +33,9 @@ class RunConfig:
     # Use this existing dataset instead of the plan's (drops the plan's generate section).
     dataset_root: str | None = None
     dataset_repo_id: str | None = None
-    # Re-run evaluations that failed or were unavailable in an earlier run of finished trials.
-    retry_failed_evals: bool = True
+    # Finished trials: evaluations that were unavailable (evaluator not installed) are always
+    # retried; with this flag also those that ran and failed.
+    retry_failed_evals: bool = False
     report: bool = True
 
 

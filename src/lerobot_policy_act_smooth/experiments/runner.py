@@ -33,7 +33,7 @@ class RunOptions:
     ray_address: str | None = None
     max_concurrent_trials: int | None = None
     cpus_per_trial: int | None = None
-    retry_failed_evals: bool = True
+    retry_failed_evals: bool = False
     write_report: bool = True
     poll_s: float = 2.0
     print_every_s: float = 15.0
@@ -55,8 +55,13 @@ def prepare_dataset(plan: Plan, output_dir: Path, out: Callable[[str], None]) ->
     if gen is None:
         return root
     info = root / "meta" / "info.json"
-    if info.is_file() and dataset_num_episodes(root) == gen["episodes"]:
-        out(f"dataset: {root} ({gen['episodes']} episodes, already generated)")
+    if info.is_file():
+        n = dataset_num_episodes(root)
+        if n != gen["episodes"]:
+            # Finished trials were trained on it: never regenerate it under them.
+            raise PlanError(f"{root} holds a dataset of {n} episodes but the plan generates {gen['episodes']}; "
+                            "use another --output_dir for the changed plan")
+        out(f"dataset: {root} ({n} episodes, already generated)")
         return root
     try:
         from ..sim import generate_dataset
@@ -71,7 +76,7 @@ def prepare_dataset(plan: Plan, output_dir: Path, out: Callable[[str], None]) ->
         seed=int(gen.get("seed", plan.seed)),
         fps=int(gen.get("fps", 30)),
         cameras=gen.get("cameras") or None,
-        overwrite=root.exists(),  # a root without a complete dataset is an interrupted generation
+        overwrite=False,  # the simulator builds in a side folder and swaps it in: root is complete or absent
     )
     out(f"dataset: done in {time.time() - t0:.0f} s")
     return root
@@ -292,12 +297,6 @@ def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -
                 key = spec.key
                 if key in status:
                     continue
-                done = read_done(trial_dir(output_dir, spec))
-                if done and (evaluations_complete(done) or not opts.retry_failed_evals):
-                    status[key] = "done"
-                    continue
-                if opts.max_concurrent_trials and len(running) >= opts.max_concurrent_trials:
-                    continue
                 conflict = spec_conflict(trial_dir(output_dir, spec), spec)
                 if conflict:
                     status[key] = "failed"
@@ -306,12 +305,21 @@ def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -
                     sched.block_dependents()
                     out(f"{_now()} FAILED {key}: {conflict}")
                     continue
+                done = read_done(trial_dir(output_dir, spec))
+                if done and evaluations_complete(done, opts.retry_failed_evals):
+                    status[key] = "done"
+                    continue
+                if opts.max_concurrent_trials and len(running) >= opts.max_concurrent_trials:
+                    continue
                 # Written before the task starts so that the report lists queued trials too.
                 atomic_write_json(trial_dir(output_dir, spec) / "trial.json", spec.to_dict())
                 status[key] = "running"
                 running[remote.remote(spec.to_dict(), str(output_dir), device, cpus_per_trial)] = spec
                 out(f"{_now()} start {key}" + (" (evaluations only)" if done else ""))
             if not running:
+                # Trials found finished on disk may decide a stage and make the next one ready.
+                if sched.update_winners() or len(sched.wanted()) != total:
+                    continue
                 break
             ready, _ = ray.wait(list(running), num_returns=len(running), timeout=opts.poll_s)
             for ref in ready:

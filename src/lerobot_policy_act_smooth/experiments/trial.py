@@ -50,8 +50,11 @@ class TrialFailed(RuntimeError):
     pass
 
 
-def evaluations_complete(done: dict) -> bool:
-    return all(e.get("status") in ("ok", "skipped") for e in done.get("evaluations", {}).values())
+def evaluations_complete(done: dict, retry_failed: bool = False) -> bool:
+    """False while an evaluation of a finished trial is worth another try: one whose evaluator was
+    not installed ("unavailable"), and, with retry_failed, one that ran and failed."""
+    again = ("unavailable", "failed") if retry_failed else ("unavailable",)
+    return not any(e.get("status") in again for e in done.get("evaluations", {}).values())
 
 
 def trial_dir(output_dir: str | Path, spec: TrialSpec) -> Path:
@@ -320,7 +323,7 @@ def run_trial(spec_dict: dict, output_dir: str, device: str = "cpu", num_threads
     tdir = trial_dir(output_dir, spec)
     tdir.mkdir(parents=True, exist_ok=True)
     previous = read_done(tdir)
-    if previous and evaluations_complete(previous):
+    if previous and evaluations_complete(previous, retry_failed=True):
         return previous
     _check_spec(tdir, spec)
     node_id = _node_id()

@@ -181,28 +181,34 @@ class PickPlaceScene(SO101PickPlaceGymEnv):
         otherwise the wrist roll stays near the seed's.
         """
         scratch = self._scratch
-        scratch.qpos[:] = self._data.qpos
-        scratch.qpos[self._all_qpos_adr[:5]] = np.deg2rad(seed_arm_deg)
-        mujoco.mj_forward(self._model, scratch)
-        seed = np.deg2rad(np.asarray(seed_arm_deg, dtype=np.float64))
+        q = np.deg2rad(np.asarray(seed_arm_deg, dtype=np.float64))
         roll_id = self._model.joint("wrist_roll").id
-        if align_jaws:
-            seed[4] += roll_to_align_axis(scratch, self._ee_site_id, roll_id, _JAW_AXIS, _JAW_DIRECTION)
-            seed[4] = np.clip(seed[4], *self._model.jnt_range[roll_id])
-        q = solve_ik(
-            self._model,
-            scratch,
-            self._ee_site_id,
-            self._arm_dof_ids,
-            np.asarray(target_pos, dtype=np.float64),
-            seed_q=seed,
-            point_offset=self._ik_point_offset,
-            approach_axis=_APPROACH_AXIS,
-            # The package's defaults (damping 0.1, 20 iterations) suit re-solving every
-            # control step; one-shot waypoints need a converged solution.
-            ik_damping=0.01,
-            ik_iterations=40,
-        )
+        # The roll alignment is exact only once the jaws point down, so far from the seed it
+        # is re-done from each solution: a few passes converge.
+        for attempt in range(3 if align_jaws else 1):
+            scratch.qpos[:] = self._data.qpos
+            scratch.qpos[self._all_qpos_adr[:5]] = q
+            mujoco.mj_forward(self._model, scratch)
+            seed = q.copy()
+            if align_jaws:
+                turn = roll_to_align_axis(scratch, self._ee_site_id, roll_id, _JAW_AXIS, _JAW_DIRECTION)
+                if attempt > 0 and abs(turn) < np.deg2rad(1.0):
+                    break
+                seed[4] = np.clip(seed[4] + turn, *self._model.jnt_range[roll_id])
+            q = solve_ik(
+                self._model,
+                scratch,
+                self._ee_site_id,
+                self._arm_dof_ids,
+                np.asarray(target_pos, dtype=np.float64),
+                seed_q=seed,
+                point_offset=self._ik_point_offset,
+                approach_axis=_APPROACH_AXIS,
+                # The package's defaults (damping 0.1, 20 iterations) suit re-solving every
+                # control step; one-shot waypoints need a converged solution.
+                ik_damping=0.01,
+                ik_iterations=40,
+            )
         return np.rad2deg(q)
 
     def top_down_error(self, arm_deg: np.ndarray, target_pos: np.ndarray) -> tuple[float, float]:
