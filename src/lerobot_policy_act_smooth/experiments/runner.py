@@ -11,18 +11,17 @@ import json
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..provenance import atomic_write_json, atomic_write_text, run_metadata
 from .plan import Plan, PlanError, TrialSpec, dataset_num_episodes, resolve_stage, split_episodes, validate_plan
 from .selection import Candidate, select_winner
-from .trial import DONE_FILE, evaluations_complete, read_done, read_loss_csv, run_trial, trial_dir
+from .trial import evaluations_complete, read_done, read_loss_csv, run_trial, trial_dir
 
 MAX_TASK_RETRIES = 3  # a trial whose worker or node dies is re-run (and resumes from its checkpoint)
 
@@ -393,11 +392,3 @@ def _progress_line(spec: TrialSpec, p: dict, n_done: int, total: int) -> str:
         return (f"[{n_done}/{total} done] {spec.key} train step {p.get('step')}/{p.get('total')} {loss_s} "
                 f"left {_fmt_eta(p.get('eta_s'))}")
     return f"[{n_done}/{total} done] {spec.key} {p.get('phase')}"
-
-
-def main_run(plan: Plan, opts: RunOptions) -> int:
-    try:
-        return run_plan(plan, opts)
-    except PlanError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
