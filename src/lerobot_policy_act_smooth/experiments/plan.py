@@ -137,7 +137,7 @@ class TrialSpec:
     closed_loop_episodes: int = 0
     closed_loop_args: list[str] = field(default_factory=list)
     heldout_episodes: list[int] = field(default_factory=list)
-    eval_device: str = "cpu"
+    eval_device: str = "auto"  # "auto": the trial's device (cuda when it got a GPU)
     eval_seed: int = 0
 
     @property
@@ -556,6 +556,7 @@ def resolve_stage(
         closed_loop_episodes=int(ev.get("closed_loop_episodes", 5)),
         closed_loop_args=list(ev.get("closed_loop_args", [])) + stage.closed_loop_args,
         eval_seed=int(ev.get("seed", plan.seed)),
+        eval_device=str(ev.get("device", "auto")),
     )
     if stage.evaluate_checkpoint_of is not None:
         src = winner_flags[stage.evaluate_checkpoint_of]

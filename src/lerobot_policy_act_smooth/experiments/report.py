@@ -155,7 +155,7 @@ def _plot_bars(path: Path, rows: list[tuple[str, dict[str, dict | None]]]) -> bo
         if which == 1:
             ax.set_yscale("log")  # closed-loop and replay U_a differ by orders of magnitude
     axes[1].axhline(1.0, color="k", lw=0.8, ls="--")
-    axes[1].legend(fontsize=8, loc="upper right")
+    axes[1].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     _save(fig, path)
     return True

@@ -342,7 +342,8 @@ def run_trial(spec_dict: dict, output_dir: str, device: str = "cpu", num_threads
         checkpoint = (src / "train" / "checkpoints" / "last" / "pretrained_model").resolve()
         if not (checkpoint / "config.json").is_file():
             raise TrialFailed(f"{spec.key}: no finished checkpoint in {src} to evaluate")
-    evaluations = run_evaluations(spec, tdir, checkpoint, progress, device, num_threads)
+    eval_device = device if spec.eval_device in ("", "auto", None) else spec.eval_device
+    evaluations = run_evaluations(spec, tdir, checkpoint, progress, eval_device, num_threads)
     attempts = [json.loads(x) for x in attempts_file.read_text().splitlines() if x.strip()]
     result = {
         "trial": spec.key,
