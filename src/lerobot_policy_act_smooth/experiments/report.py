@@ -19,8 +19,9 @@ from .selection import Candidate, divergence_reason, final_loss, select_winner
 from .trial import read_done, read_loss_csv
 
 REPLAY_COLUMNS = [("U_a_mean", "U_a"), ("spike_mean", "spike"), ("mae_mean", "MAE")]
-CLOSED_LOOP_COLUMNS = [("obs_U_a_mean", "obs U_a"), ("action_U_a_mean", "act U_a"), ("spike_mean", "spike"),
-                       ("success_rate", "success")]
+# obs mu_v sits next to obs U_a because a run that barely moves is smooth for the wrong reason.
+CLOSED_LOOP_COLUMNS = [("obs_U_a_mean", "obs U_a"), ("obs_mu_v_mean", "obs mu_v"), ("action_U_a_mean", "act U_a"),
+                       ("spike_mean", "spike"), ("success_rate", "success")]
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -250,7 +251,8 @@ def write_report(output_dir: str | Path) -> Path:
               "gt = offline replay with ground-truth prefix, sc = self-chaining replay (the model's own chunks feed "
               "the prefix), both on the held-out episodes; CL = closed loop in the simulator with asynchronous-"
               "inference timing. U_a as mean ± std across episodes (deg²/frame⁴); spike = boundary |a| / other |a|; "
-              "MAE in degrees.", "",
+              "MAE in degrees; mu_v = mean |velocity| (deg/frame): a low U_a with a low mu_v means the arm "
+              "barely moved.", "",
               "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     truth = None
     for stage, recs in trials.items():
