@@ -10,6 +10,8 @@ depend on rendering), which also checks that replaying the actions reproduces th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import os
 import shutil
 import sys
@@ -50,50 +52,17 @@ def episode_seed(seed: int, episode_index: int, attempt: int) -> int:
     return int(np.random.SeedSequence([seed, episode_index, attempt]).generate_state(1)[0])
 
 
-def record_demonstration(
-    env: SO101JointEnv,
-    seed: int,
-    fps: int = 30,
-    style: HumanStyle | None = None,
-    max_frames: int = MAX_EPISODE_FRAMES,
-) -> Demonstration:
-    """Run the demonstrator for one episode from ``env.reset(seed=seed)``.
+def _run_episode(env: SO101JointEnv, seed: int, actions: Iterable[np.ndarray]) -> Demonstration:
+    """Step ``env`` from ``env.reset(seed=seed)`` through ``actions``, recording what it observes.
 
     Frame t holds the observation before action t is applied (LeRobot's convention).
     """
     obs, _ = env.reset(seed=seed)
-    demonstrator = HumanLikeDemonstrator(style, fps=fps)
-    demonstrator.reset(env.scene, np.random.default_rng([seed, 1]))
-    actions, states, env_states = [], [], []
-    images: dict[str, list[np.ndarray]] = {name: [] for name in env.cameras}
-    info = {"is_success": False}
-    while not demonstrator.done and len(actions) < max_frames:
-        # float32 first: the env must receive exactly what the dataset stores, so that
-        # replaying the stored actions reproduces the episode bit for bit.
-        action = demonstrator.act(env.scene).astype(np.float32)
-        actions.append(action)
-        states.append(obs["observation.state"])
-        env_states.append(obs["observation.environment_state"])
-        for name in env.cameras:
-            images[name].append(obs[f"observation.images.{name}"])
-        obs, _, _, _, info = env.step(action)
-    return Demonstration(
-        episode_seed=seed,
-        success=bool(info["is_success"] and demonstrator.done),
-        actions=np.asarray(actions, dtype=np.float32),
-        states=np.asarray(states, dtype=np.float32),
-        env_states=np.asarray(env_states, dtype=np.float32),
-        images=images,
-    )
-
-
-def replay_actions(env: SO101JointEnv, seed: int, actions: np.ndarray) -> Demonstration:
-    """Apply recorded actions open loop from ``env.reset(seed=seed)``; observations as recorded."""
-    obs, _ = env.reset(seed=seed)
-    states, env_states = [], []
+    taken, states, env_states = [], [], []
     images: dict[str, list[np.ndarray]] = {name: [] for name in env.cameras}
     info = {"is_success": False}
     for action in actions:
+        taken.append(action)
         states.append(obs["observation.state"])
         env_states.append(obs["observation.environment_state"])
         for name in env.cameras:
@@ -102,11 +71,41 @@ def replay_actions(env: SO101JointEnv, seed: int, actions: np.ndarray) -> Demons
     return Demonstration(
         episode_seed=seed,
         success=bool(info["is_success"]),
-        actions=np.asarray(actions, dtype=np.float32),
+        actions=np.asarray(taken, dtype=np.float32),
         states=np.asarray(states, dtype=np.float32),
         env_states=np.asarray(env_states, dtype=np.float32),
         images=images,
     )
+
+
+def record_demonstration(
+    env: SO101JointEnv,
+    seed: int,
+    fps: int = 30,
+    style: HumanStyle | None = None,
+    max_frames: int = MAX_EPISODE_FRAMES,
+) -> Demonstration:
+    """Run the demonstrator for one episode from ``env.reset(seed=seed)``."""
+    demonstrator = HumanLikeDemonstrator(style, fps=fps)
+
+    def commands():
+        # The demonstrator is reset after env.reset (inside _run_episode), when this generator starts.
+        demonstrator.reset(env.scene, np.random.default_rng([seed, 1]))
+        for _ in range(max_frames):
+            if demonstrator.done:
+                return
+            # float32 first: the env must receive exactly what the dataset stores, so that
+            # replaying the stored actions reproduces the episode bit for bit.
+            yield demonstrator.act(env.scene).astype(np.float32)
+
+    demo = _run_episode(env, seed, commands())
+    demo.success = demo.success and demonstrator.done
+    return demo
+
+
+def replay_actions(env: SO101JointEnv, seed: int, actions: np.ndarray) -> Demonstration:
+    """Apply recorded actions open loop from ``env.reset(seed=seed)``; observations as recorded."""
+    return _run_episode(env, seed, actions)
 
 
 def dataset_features(cameras: dict[str, tuple[int, int]], use_videos: bool = False) -> dict:
