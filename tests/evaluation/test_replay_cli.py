@@ -184,7 +184,22 @@ def test_bad_input_one_error_nothing_touched(case, message, gt_run, tiny_act_smo
         root = request.getfixturevalue("short_dataset_root")
         extra = ["--episodes=0"]
     capsys.readouterr()
-    assert main(replay_args(checkpoint, root, gt_run, *extra)) == 2
+    # --overwrite=true: even a run allowed to replace the earlier results must leave them untouched on bad input.
+    assert main(replay_args(checkpoint, root, gt_run, "--overwrite=true", *extra)) == 2
     err_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err_lines) == 1 and re.search(message, err_lines[0]), err_lines
     assert {p: p.read_bytes() for p in expected_files(gt_run)} == before
+
+
+def test_earlier_results_are_kept_unless_overwrite(tmp_path, capsys):
+    stem = tmp_path / "done"
+    finished = Path(f"{stem}_metrics.json")
+    finished.write_text('{"aggregate": {"U_a_mean": 1.0}}')
+    # Refused before the (missing) checkpoint is even looked at, and the finished file is untouched.
+    assert main([f"--output={stem}", "--policy.path=/nowhere", "--dataset.root=/nowhere"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: results of an earlier run exist") and "--overwrite=true" in err
+    assert finished.read_text() == '{"aggregate": {"U_a_mean": 1.0}}'
+    # With --overwrite=true the run gets past that check (and stops at the missing checkpoint).
+    assert main([f"--output={stem}", "--policy.path=/nowhere", "--dataset.root=/nowhere", "--overwrite=true"]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err

@@ -99,12 +99,9 @@ def validate_config(config: SimEvalConfig, check_policy_path: bool = True) -> No
         config.output = str(Path(config.output) / "sim_eval")
     parse_latency(config.latency_ms)
     if not config.overwrite:
-        existing = [str(p) for p in output_paths(config.output).values() if p.exists()]
-        if existing:
-            raise SimEvalError(
-                f"results of an earlier run exist ({', '.join(existing)}): choose another --output "
-                "or pass --overwrite=true to replace them"
-            )
+        from lerobot_policy_act_smooth.evaluation.report_files import refuse_earlier_results
+
+        refuse_earlier_results(output_paths(config.output).values(), SimEvalError)
 
 
 def load_predictor(config: SimEvalConfig):

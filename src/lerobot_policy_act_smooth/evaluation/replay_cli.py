@@ -66,6 +66,8 @@ class ReplayConfig:
     blend: bool = False
     device: str = "cpu"
     seed: int = 0
+    # Replace the result files of an earlier run at the same --output (refused otherwise).
+    overwrite: bool = False
     # Boundaries per forward pass in batched replay
     batch_size: int = 64
     plots: bool = True
@@ -179,10 +181,19 @@ def run_replay(cfg: ReplayConfig, predictor=None) -> dict:
     Raises ReplayInputError for bad input, before anything is written.
     """
     from lerobot_policy_act_smooth.evaluation.plots import accelerations_png, trajectories_png
-    from lerobot_policy_act_smooth.evaluation.report_files import result_paths, write_metric_files
+    from lerobot_policy_act_smooth.evaluation.report_files import (
+        refuse_earlier_results,
+        result_paths,
+        write_metric_files,
+    )
     from lerobot_policy_act_smooth.provenance import atomic_write_bytes, atomic_write_json, atomic_write_text, run_metadata
 
     cfg = resolve_config(cfg)
+    if not cfg.overwrite:
+        stem = cfg.output
+        refuse_earlier_results(
+            [*result_paths(stem).values(), Path(f"{stem}_stitched.csv"), Path(f"{stem}_run.json")], ReplayInputError
+        )
     episodes = parse_episodes(cfg.episodes)
     if predictor is None:
         predictor = load_predictor(cfg.policy.path, cfg.device)

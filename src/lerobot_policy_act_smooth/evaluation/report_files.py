@@ -54,6 +54,17 @@ def result_paths(stem: str | Path) -> dict[str, Path]:
     }
 
 
+def refuse_earlier_results(paths, error_cls: type[Exception]) -> None:
+    """Raise ``error_cls`` naming the files if any of ``paths`` exists: finished results are never
+    replaced unless the user asks for it (--overwrite=true)."""
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing:
+        raise error_cls(
+            f"results of an earlier run exist ({', '.join(existing)}): choose another --output "
+            "or pass --overwrite=true to replace them"
+        )
+
+
 def fmt(value) -> str:
     """Numbers as the text report prints them (6 significant digits; the JSON holds full precision)."""
     if value is None:

@@ -19,20 +19,24 @@ USAGE = __doc__
 
 
 @dataclass
-class RunConfig:
+class ValidateConfig:
     # A shipped plan name (paper, cpu-small) or the path of a plan .toml file.
     plan: str = "cpu-small"
     # Where every trial, log, evaluation and the report go (shared storage for a multi-node cluster).
     output_dir: str = ""
+    # Use this existing dataset instead of the plan's (drops the plan's generate section).
+    dataset_root: str | None = None
+    dataset_repo_id: str | None = None
+
+
+@dataclass
+class RunConfig(ValidateConfig):
     # Address of an existing Ray cluster (e.g. "10.0.0.1:6379" or "auto"); empty: a local Ray.
     ray_address: str | None = None
     # At most this many trials at once (default: as many as the cluster's resources allow).
     max_concurrent_trials: int | None = None
     # CPUs each trial asks Ray for (default 1 without GPUs; CPUs per GPU with GPUs).
     cpus_per_trial: int | None = None
-    # Use this existing dataset instead of the plan's (drops the plan's generate section).
-    dataset_root: str | None = None
-    dataset_repo_id: str | None = None
     # Finished trials: evaluations that were unavailable (evaluator not installed) are always
     # retried; with this flag also those that ran and failed.
     retry_failed_evals: bool = False
@@ -42,14 +46,6 @@ class RunConfig:
 @dataclass
 class ReportConfig:
     output_dir: str = ""
-
-
-@dataclass
-class ValidateConfig:
-    plan: str = "cpu-small"
-    output_dir: str = ""
-    dataset_root: str | None = None
-    dataset_repo_id: str | None = None
 
 
 def _parse(cls, args):

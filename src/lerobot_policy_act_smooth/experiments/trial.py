@@ -291,7 +291,7 @@ def run_evaluations(spec: TrialSpec, tdir: Path, checkpoint: Path, progress: Pro
             continue
         args = [f"--policy.path={checkpoint}", f"--dataset.repo_id={repo_id}", f"--dataset.root={root}",
                 f"--episodes={episodes}", f"--mode={mode}", f"--device={device}", f"--seed={spec.eval_seed}",
-                *spec.replay_args]
+                "--overwrite=true", *spec.replay_args]
         results[mode] = _run_eval(mode, REPLAY_MODULE, args, tdir / "eval" / mode, tdir, progress, num_threads)
     if spec.closed_loop:
         args = [f"--policy.path={checkpoint}", f"--episodes={spec.closed_loop_episodes}",
