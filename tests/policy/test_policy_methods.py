@@ -212,8 +212,9 @@ def test_own_prefix_config_asks_for_the_earlier_frames():
     assert tiny_config(n_action_steps=N_STEPS).action_delta_indices[0] == -K
 
 
-def test_own_prefix_is_the_earlier_chunk_without_gradient():
-    policy = tiny_policy(p_prefix_own=1.0, n_action_steps=N_STEPS, reanchor_horizon=4).train()
+@pytest.mark.parametrize("relative", [False, True])
+def test_own_prefix_is_the_earlier_chunk_without_gradient(relative):
+    policy = tiny_policy(p_prefix_own=1.0, n_action_steps=N_STEPS, use_action_relative=relative).train()
     batch = own_batch(policy)
     batch["action_is_pad"][2, : N_STEPS + 1] = True  # sample 2: the earlier frame precedes the episode
     L = N_STEPS
