@@ -7,11 +7,23 @@ Its error against the demonstration on those frames, e(f) for f = -K .. d-1 rela
 per joint by the smooth offset the training perturbation draws, e(f) ~ c + s * f / (K + D): c is the
 offset at a_0, s its change across the K + D prefix frames. The spread of c and s over all boundaries
 is what `prefix_perturb_scale` should match, in normalised action units (divide by the action std).
+
+From the files of a self-chaining `actsmooth-replay` run (STEM_stitched.csv, STEM_metrics.json):
+
+    python -m lerobot_policy_act_smooth.evaluation.boundary_error --replay=results/base_self \
+        --dataset_root=data/so101_sim --output=results/base_self_prefix_error.json
+
+prints the spread and writes it as JSON (atomically; an existing file is kept unless --overwrite=true).
 """
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -71,3 +83,104 @@ def prefix_error_spread(episodes, past_length: int, delay: int, max_delay: int |
             out[f"{name}_std{suffix}"] = std.tolist()
             out[f"{name}_rms_std{suffix}"] = float(np.sqrt(np.mean(std**2)))
     return out
+
+
+# ---------------------------------------------------------------- from a replay's files
+
+
+class BoundaryErrorInputError(ValueError):
+    """Bad input to the command (one error line, nothing written)."""
+
+
+def episodes_from_stitched_csv(text: str) -> list[tuple[np.ndarray, np.ndarray, list[int]]]:
+    """(stitched, truth, boundaries) per episode from a replay's STEM_stitched.csv text: prediction NaN on
+    the ground-truth prefix rows; a boundary is a prediction frame whose chunk differs from the previous one."""
+    rows = list(csv.DictReader(text.splitlines()))
+    episodes = []
+    for episode in dict.fromkeys(row["episode"] for row in rows):
+        mine = [row for row in rows if row["episode"] == episode]
+        joints = list(dict.fromkeys(row["joint"] for row in mine))
+        n_frames = max(int(row["frame"]) for row in mine) + 1
+        truth = np.full((n_frames, len(joints)), np.nan)
+        stitched = np.full((n_frames, len(joints)), np.nan)
+        chunk = np.full(n_frames, -1)
+        for row in mine:
+            f, j = int(row["frame"]), joints.index(row["joint"])
+            truth[f, j] = float(row["truth"])
+            if row["source"] == "prediction":
+                stitched[f, j] = float(row["prediction"])
+                chunk[f] = int(row["chunk"])
+        predicted = np.flatnonzero(chunk >= 0)
+        boundaries = [int(f) for f, g in zip(predicted[1:], predicted[:-1]) if chunk[f] != chunk[g]]
+        episodes.append((stitched, truth, boundaries))
+    return episodes
+
+
+@dataclass
+class BoundaryErrorConfig:
+    # Output stem of a self-chaining actsmooth-replay run (reads STEM_stitched.csv and STEM_metrics.json)
+    replay: str | None = None
+    # Local LeRobot dataset folder the replay used; its meta/stats.json gives the action std (normalised units)
+    dataset_root: str | None = None
+    # D of the trained policy, the slope's span K + D (default: the replay's delay)
+    max_delay: int | None = None
+    # JSON file to write (optional)
+    output: str | None = None
+    # Replace an existing --output file
+    overwrite: bool = False
+
+
+def run_boundary_error(cfg: BoundaryErrorConfig) -> dict:
+    """Spread of the prefix error of a self-chaining replay; raises BoundaryErrorInputError on bad input."""
+    from lerobot_policy_act_smooth.provenance import atomic_write_json, run_metadata
+
+    if not cfg.replay:
+        raise BoundaryErrorInputError("--replay is required: the output stem of a self-chaining actsmooth-replay run")
+    csv_path, metrics_path = Path(f"{cfg.replay}_stitched.csv"), Path(f"{cfg.replay}_metrics.json")
+    for path in (csv_path, metrics_path):
+        if not path.is_file():
+            raise BoundaryErrorInputError(f"{path} not found; pass the --output stem of an actsmooth-replay run")
+    settings = json.loads(metrics_path.read_text()).get("settings", {})
+    if settings.get("mode") != "self_chaining":
+        raise BoundaryErrorInputError(
+            f"{metrics_path} is a {settings.get('mode')!r} replay; the prefix error needs --mode=self_chaining"
+        )
+    if cfg.output and Path(cfg.output).exists() and not cfg.overwrite:
+        raise BoundaryErrorInputError(f"{cfg.output} exists; choose another --output or pass --overwrite=true")
+    action_std = None
+    if cfg.dataset_root:
+        stats_path = Path(cfg.dataset_root) / "meta" / "stats.json"
+        if not stats_path.is_file():
+            raise BoundaryErrorInputError(f"{stats_path} not found; --dataset_root must be a LeRobot dataset folder")
+        action_std = json.loads(stats_path.read_text())["action"]["std"]
+    try:
+        spread = prefix_error_spread(
+            episodes_from_stitched_csv(csv_path.read_text()),
+            int(settings["past_length"]),
+            int(settings["delay"]),
+            cfg.max_delay,
+            action_std,
+        )
+    except ValueError as err:
+        raise BoundaryErrorInputError(str(err)) from err
+    result = {**spread, "settings": settings, "replay": cfg.replay, "run": run_metadata(config=cfg)}
+    unit = "normalised" if action_std is not None else "raw"
+    key = "_normalised" if action_std is not None else ""
+    print(
+        f"{spread['num_boundaries']} boundaries: prefix offset spread {spread['offset_rms_std' + key]:.4g}, "
+        f"slope spread {spread['slope_rms_std' + key]:.4g} ({unit} action units, RMS over joints)",
+        flush=True,
+    )
+    if cfg.output:
+        atomic_write_json(cfg.output, result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lerobot_policy_act_smooth.evaluation.command import run_command
+
+    return run_command(BoundaryErrorConfig, run_boundary_error, BoundaryErrorInputError, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
