@@ -17,7 +17,8 @@ class ACTSmoothConfig(PreTrainedConfig):
         [a_{-K} .. a_{-1}] (executed, K = length_prefix_past)
         + [a_0 .. a_{d-1}] (committed: already sent to the robot while the model runs)
 
-    and predicts the chunk a_d .. a_{d+C-1} (C = chunk_size). Training covers every d in 1..D.
+    and predicts the chunk a_d .. a_{d+C-1} (C = chunk_size). Training covers every d in 1..D
+    (or one sampled d per sample with train_delays="sampled").
 
     Inputs: at least one camera (`observation.images.*`) and/or `observation.environment_state`;
     `observation.state` is optional. Output: `action`. `input_features` / `output_features` are

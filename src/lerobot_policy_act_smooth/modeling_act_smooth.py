@@ -8,10 +8,14 @@ Token layout
     decoder: [K + D prefix slots, C chunk queries]; a prefix slot holds a projected action or,
              when it is padding (before the episode start, or beyond the delay d), a learned
              pad embedding. Queries carry a learned position and a learned delay embedding.
+             With a smooth chunk head (chunk_basis) there are M queries, one per basis
+             coefficient, decoded to the C actions by a fixed matrix (chunk_basis.py).
 
 Training runs the backbone and the encoder once per sample; only the decoder's tokens are
 replicated per delay (self-attention per delay, one shared memory for cross-attention), so the
-extra cost over ACT is D x the decoder queries, not the backbone or the encoder.
+extra cost over ACT is D x the decoder queries, not the backbone or the encoder
+(train_delays="sampled": one delay per sample). The prefix methods (p_prefix_perturb,
+p_prefix_own) move the prefix and re-anchor the targets before this (prefix_augmentation.py).
 """
 
 from __future__ import annotations
