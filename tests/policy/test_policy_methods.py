@@ -279,3 +279,28 @@ def test_defaults_leave_the_model_unchanged():
     assert config.observation_delta_indices is None and math.isclose(config.prefix_perturb_scale, 0.1)
     with pytest.raises(ValueError, match="reanchor_horizon"):  # the default H = 10 needs chunk_size >= 10
         base_config(p_prefix_perturb=0.5)
+
+
+def test_all_methods_together_with_camera_vae_and_relative_actions():
+    policy = tiny_policy(
+        camera=True,
+        use_vae=True,
+        use_action_relative=True,
+        p_drop_obs=0.5,
+        train_delays="sampled",
+        chunk_basis="dct",
+        chunk_basis_size=4,
+        p_prefix_perturb=0.5,
+        p_prefix_own=0.5,
+        n_action_steps=N_STEPS,
+    ).train()
+    batch = own_batch(policy, batch_size=6)
+    assert batch["observation.images.top"].shape == (6, 2, 3, 32, 32)
+    loss, loss_dict = policy.forward(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and {"kld_loss", "prefix_own_fraction", "prefix_perturbed_fraction"} <= loss_dict.keys()
+    per_sample, _ = policy.forward(batch, reduction="none")
+    assert per_sample.shape == (6,)
+    obs = {k: v[:, -1] for k, v in batch.items() if k.startswith("observation")}  # inference: one frame
+    chunk = policy.predict_chunk_normalised(obs, batch["action"][:, :K], batch["action"][:, K : K + 1])
+    assert chunk.shape == (6, C, A) and torch.isfinite(chunk).all()
