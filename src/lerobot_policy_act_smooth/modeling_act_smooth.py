@@ -357,6 +357,12 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         obs = self._observation(batch)
         earlier_obs = None
         if L:  # frames (t0 - L, t0) from observation_delta_indices
+            for key, value in obs.items():
+                if value.ndim != 2 + len(self.config.input_features[key].shape) or value.shape[1] != 2:
+                    raise ValueError(
+                        f"p_prefix_own > 0 needs two observation frames per sample, [B, 2, ...] for {key}, got "
+                        f"{tuple(value.shape)}. Build the dataset with this config's observation_delta_indices."
+                    )
             earlier_obs = {key: value[:, 0] for key, value in obs.items()}
             obs = {key: value[:, -1] for key, value in obs.items()}
         obs, dropped = self.drop_observation_state(obs)

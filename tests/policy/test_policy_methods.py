@@ -242,6 +242,9 @@ def test_own_prefix_is_the_earlier_chunk_without_gradient(relative):
     loss.backward()
     assert torch.isfinite(loss) and loss_dict["prefix_own_fraction"] == pytest.approx(2 / 3)
     assert "prefix_own_fraction" not in policy.eval().forward(batch)[1]
+    single = {k: v[:, -1] if k.startswith("observation") else v for k, v in batch.items()}
+    with pytest.raises(ValueError, match="observation_delta_indices"):
+        policy.forward(single)
 
 
 # ------------------------------------------------------------------ bad input
