@@ -151,3 +151,16 @@ def test_cpu_plan_has_the_evidence_the_answer_needs(tmp_path):
     assert act["optimizer.lr"] == lr and "policy.scheduler" not in act  # act gets the schedule through lerobot-train
     assert trials["dropout"][0].flags["policy.p_drop_obs"] == winners["dropout_sweep"]["policy.p_drop_obs"]
     assert len(trials["blending"]) == 3  # each seed's baseline checkpoint
+
+
+def test_cpu_methods_plan_compares_every_method_with_the_same_baseline(tmp_path):
+    plan = load_plan("cpu-methods")
+    validate_plan(plan, tmp_path)
+    base = load_plan("cpu")
+    assert plan.policy == base.policy and plan.dataset.generate == base.dataset.generate
+    assert plan.evaluation["baseline"] == "baseline" and len(plan.seeds) >= 3
+    methods = {name: st.set for name, st in plan.stages.items() if st.trains and name != "baseline"}
+    assert methods["smooth_head"]["policy.chunk_basis"] == "dct"
+    assert methods["perturbed_prefix"]["policy.p_prefix_perturb"] > 0
+    assert methods["own_prefix"]["policy.p_prefix_own"] > 0
+    assert plan.stages["history"].sweep == ("policy.length_prefix_past", [8, 16])
