@@ -27,15 +27,6 @@ closed_loop = true
 """
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
-
-
 def test_tiny_plan_end_to_end(local_ray, exp_dataset_root, tmp_path):
     plan_path = write_plan(tmp_path / "tiny.toml",
                            plan_text(exp_dataset_root, STAGES, evaluation='replay_modes = ["gt_prefix"]\nclosed_loop_episodes = 1'))

@@ -34,15 +34,6 @@ def seeded_plan_text(root, stages=STAGES):
             .replace("heldout_episodes = 3", "heldout_episodes = 3\nvalidation_episodes = 1"))
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
-
-
 def _validation_mae(out, trial, episode):
     metrics = json.loads((out / trial / "eval" / "gt_prefix_metrics.json").read_text())
     return next(r["mae"] for r in metrics["episodes"] if r["episode"] == episode)
