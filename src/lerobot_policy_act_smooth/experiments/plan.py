@@ -4,7 +4,8 @@ A plan (see plans/paper.toml, and docs/experiments.md for the full reference):
 
     name = "cpu-small"
     seed = 1000
-    [dataset]            repo_id, root, heldout_episodes, optional [dataset.generate]
+    [dataset]            repo_id, root (none: the hub dataset in LeRobot's cache), heldout_episodes,
+                         optional [dataset.generate]
     [train]              lerobot-train flags shared by every trial (batch_size, save_freq, ...)
     [policy]             policy fields (`type` and the policy config fields), become --policy.X
     [selection]          final_loss_window, divergence_factor
@@ -44,7 +45,8 @@ _TOP_KEYS = {"name", "description", "seed", "dataset", "train", "policy", "selec
 _DATASET_KEYS = {"repo_id", "root", "heldout_episodes", "generate"}
 _GENERATE_KEYS = {"episodes", "seed", "fps", "cameras"}
 _SELECTION_KEYS = {"final_loss_window", "divergence_factor"}
-_EVAL_KEYS = {"replay_modes", "replay_args", "closed_loop", "closed_loop_episodes", "closed_loop_args", "device", "seed"}
+_EVAL_KEYS = {"replay_modes", "replay_args", "closed_loop", "closed_loop_episodes", "closed_loop_args", "device", "seed",
+              "extra_episodes"}
 _STAGE_KEYS = {
     "label", "steps", "sweep", "set", "select", "start_early", "evaluate_checkpoint_of",
     "replay_modes", "replay_args", "closed_loop", "closed_loop_args", "in_results",
@@ -58,11 +60,21 @@ class PlanError(ValueError):
 @dataclass
 class DatasetSpec:
     repo_id: str
-    root: str  # relative paths: to output_dir when generated, else to the current directory
+    # Relative paths: to output_dir when generated, else to the current directory. None: a hub
+    # dataset, read from (and fetched once into) LeRobot's cache HF_LEROBOT_HOME/<repo_id>.
+    root: str | None
     heldout_episodes: int = 3
     generate: dict[str, Any] | None = None  # kwargs for sim.generate_dataset (episodes, seed, fps, cameras)
 
+    @property
+    def from_hub(self) -> bool:
+        return self.root is None and self.generate is None
+
     def resolved_root(self, output_dir: str | Path) -> Path:
+        if self.root is None:
+            from .hub import cache_root
+
+            return cache_root(self.repo_id)
         root = Path(self.root).expanduser()
         if root.is_absolute():
             return root
@@ -137,6 +149,9 @@ class TrialSpec:
     closed_loop_episodes: int = 0
     closed_loop_args: list[str] = field(default_factory=list)
     heldout_episodes: list[int] = field(default_factory=list)
+    # Also replayed, reported apart: episodes the user wants scored beside the held-out ones
+    # (e.g. an earlier run's episodes, which were trained on). Held-out ones are not repeated.
+    extra_eval_episodes: list[int] = field(default_factory=list)
     eval_device: str = "auto"  # "auto": the trial's device (cuda when it got a GPU)
     eval_seed: int = 0
 
@@ -201,8 +216,9 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
     _unknown(errors, "plan", raw, _TOP_KEYS)
     ds = raw.get("dataset")
     dataset = None
-    if not isinstance(ds, dict) or not ds.get("repo_id") or not ds.get("root"):
-        errors.append("missing dataset: the plan needs [dataset] with repo_id and root (and [dataset.generate] to create it)")
+    if not isinstance(ds, dict) or not ds.get("repo_id") or (ds.get("generate") is not None and not ds.get("root")):
+        errors.append("missing dataset: the plan needs [dataset] with repo_id (a hub id, or with root a local copy; "
+                      "[dataset.generate] and root to create one)")
     else:
         _unknown(errors, "[dataset]", ds, _DATASET_KEYS)
         gen = ds.get("generate")
@@ -213,7 +229,7 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
         heldout = ds.get("heldout_episodes", 3)
         if not isinstance(heldout, int) or heldout < 0:
             errors.append(f"[dataset] heldout_episodes must be an integer >= 0, got {heldout!r}")
-        dataset = DatasetSpec(str(ds["repo_id"]), str(ds["root"]), heldout, gen)
+        dataset = DatasetSpec(str(ds["repo_id"]), str(ds["root"]) if ds.get("root") else None, heldout, gen)
     train = flatten(raw.get("train", {}))
     policy = flatten(raw.get("policy", {}))
     if "type" not in policy:
@@ -234,6 +250,10 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
     evaluation.setdefault("closed_loop_episodes", 5)
     evaluation.setdefault("closed_loop_args", [])
     evaluation.setdefault("device", "auto")
+    evaluation.setdefault("extra_episodes", [])
+    extra = evaluation["extra_episodes"]
+    if not isinstance(extra, list) or not all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in extra):
+        errors.append(f"[evaluation] extra_episodes must be a list of episode indices >= 0, got {extra!r}")
     for mode in evaluation["replay_modes"]:
         if mode not in REPLAY_MODES:
             errors.append(f"[evaluation] unknown replay mode {mode!r} (use {', '.join(REPLAY_MODES)})")
@@ -461,7 +481,17 @@ def validate_plan(plan: Plan, output_dir: str | Path | None = None) -> None:
     if cycle:
         errors.append("stage references form a cycle: " + " -> ".join(cycle))
 
-    if plan.dataset.generate is None:
+    n_episodes = None
+    if plan.dataset.from_hub:
+        from .hub import cached_dataset_root, check_hub_dataset
+
+        problem = check_hub_dataset(plan.dataset.repo_id)
+        if problem:
+            errors.append(problem)
+        elif cached_dataset_root(plan.dataset.repo_id) is not None:
+            n_episodes = dataset_num_episodes(plan.dataset.resolved_root("."))
+            # else: fetched at the start of the run, then checked (check_episode_counts)
+    elif plan.dataset.generate is None:
         root = plan.dataset.resolved_root(output_dir or ".")
         if not (root / "meta" / "info.json").is_file():
             errors.append(
@@ -469,15 +499,27 @@ def validate_plan(plan: Plan, output_dir: str | Path | None = None) -> None:
                 "give an existing dataset root (--dataset_root=...), or add [dataset.generate] to create one"
             )
         else:
-            n = dataset_num_episodes(root)
-            if n <= plan.dataset.heldout_episodes:
-                errors.append(
-                    f"dataset {root} has {n} episodes; heldout_episodes = {plan.dataset.heldout_episodes} leaves none to train on"
-                )
-    elif plan.dataset.generate["episodes"] <= plan.dataset.heldout_episodes:
-        errors.append("[dataset.generate] episodes must exceed heldout_episodes")
+            n_episodes = dataset_num_episodes(root)
+    else:
+        n_episodes = plan.dataset.generate["episodes"]
+    if n_episodes is not None:
+        errors += check_episode_counts(plan, n_episodes)
     if errors:
         raise PlanError(_format_errors(plan.source, errors))
+
+
+def check_episode_counts(plan: Plan, n_episodes: int) -> list[str]:
+    """Problems of the held-out split and the extra evaluation episodes for a dataset of n episodes."""
+    errors = []
+    where = "[dataset.generate] episodes" if plan.dataset.generate is not None else f"dataset {plan.dataset.repo_id}"
+    if n_episodes <= plan.dataset.heldout_episodes:
+        errors.append(f"{where}: {n_episodes} episodes, and heldout_episodes = {plan.dataset.heldout_episodes} "
+                      "leaves none to train on")
+    outside = [e for e in plan.evaluation.get("extra_episodes", []) if e >= n_episodes]
+    if outside:
+        errors.append(f"evaluation episodes {outside} are outside the dataset ({where}: {n_episodes} episodes, "
+                      f"indices 0..{n_episodes - 1}); give indices below {n_episodes}")
+    return errors
 
 
 def _find_cycle(plan: Plan) -> list[str] | None:
@@ -557,6 +599,7 @@ def resolve_stage(
         closed_loop_args=list(ev.get("closed_loop_args", [])) + stage.closed_loop_args,
         eval_seed=int(ev.get("seed", plan.seed)),
         eval_device=str(ev.get("device", "auto")),
+        extra_eval_episodes=list(ev.get("extra_episodes", [])),
     )
     if stage.evaluate_checkpoint_of is not None:
         src = winner_flags[stage.evaluate_checkpoint_of]
