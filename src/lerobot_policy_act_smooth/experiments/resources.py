@@ -3,7 +3,6 @@ any trial starts, and a check that every node sees the run's folders."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,13 +84,6 @@ def cluster_resources(plan: Plan, gpus_per_trial: float | None, cpus_per_trial: 
     return res
 
 
-def _file_digest(path: str) -> str | None:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
 def check_nodes_see(files: list[Path], nodes: list[dict], timeout_s: float = 300) -> None:
     """Every node must read the same bytes at the same path for each file (the run's output_dir and
     dataset live on storage every node sees); PlanError naming the nodes and paths that do not."""
@@ -100,9 +92,24 @@ def check_nodes_see(files: list[Path], nodes: list[dict], timeout_s: float = 300
 
     if len(nodes) < 2:
         return
+
+    def digests(paths: list[str]) -> list[str | None]:
+        # Nested, standard library only: it travels to the workers by value, without importing
+        # this package (seconds per worker).
+        import hashlib
+
+        out = []
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    out.append(hashlib.sha256(f.read()).hexdigest())
+            except OSError:
+                out.append(None)
+        return out
+
     paths = [str(f) for f in files]
-    expected = [_file_digest(p) for p in paths]
-    probe = ray.remote(num_cpus=0)(lambda ps: [_file_digest(p) for p in ps])
+    expected = digests(paths)
+    probe = ray.remote(num_cpus=0)(digests)
     refs = {n["ip"] + " (" + n["id"][:8] + ")": probe.options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n["id"], soft=False)).remote(paths) for n in nodes}
     problems = []
