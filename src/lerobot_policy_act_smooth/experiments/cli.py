@@ -160,9 +160,9 @@ def apply_overrides(plan, cfg: ValidateConfig) -> None:
     """The command line's changes to the plan, each checked (PlanError) before anything starts."""
     from .overrides import apply_dataset_overrides, select_stages, set_dataset_seed, set_extra_eval_episodes
 
+    apply_dataset_overrides(plan, cfg.dataset_root, cfg.dataset_repo_id)
     if cfg.dataset_seed is not None:
         set_dataset_seed(plan, cfg.dataset_seed, cfg.dataset_root)
-    apply_dataset_overrides(plan, cfg.dataset_root, cfg.dataset_repo_id)
     if cfg.stages is not None:
         select_stages(plan, cfg.stages)
     if cfg.evaluation_extra_episodes is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .plan import PlanError
@@ -91,6 +92,8 @@ def fetch_dataset(repo_id: str, out: Callable[[str], None] = print) -> Path:
         # root given: LeRobot materializes the files in that folder (huggingface_hub's progress bars).
         LeRobotDataset(repo_id, root=root)
     except Exception as e:  # noqa: BLE001 - network, authentication, unknown id: one message
+        if root.is_dir() and not any(root.iterdir()):
+            root.rmdir()  # LeRobot creates the folder first; leave no empty one behind
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PlanError(f"could not fetch dataset {repo_id} from the hub into {root} ({reason}); check the id, "
                         "the network and `hf auth login`, or give a local copy with --dataset_root=PATH") from e
@@ -103,18 +106,26 @@ def fetch_dataset(repo_id: str, out: Callable[[str], None] = print) -> Path:
     return root
 
 
+@dataclass
+class FetchConfig:
+    # Hugging Face hub dataset id, e.g. giacomoran/lerobot_policy_act_smooth_30fps. It is
+    # downloaded into HF_LEROBOT_HOME/<repo_id> unless a complete copy is there already.
+    repo_id: str = ""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """python -m lerobot_policy_act_smooth.experiments.hub REPO_ID: fill this machine's cache (e.g. on
-    each node of a cluster without shared storage)."""
+    """Fill this machine's cache (e.g. on each node of a cluster without shared storage):
+    python -m lerobot_policy_act_smooth.experiments.hub --repo_id=ID"""
     import sys
 
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] in ("-h", "--help"):
-        print("usage: python -m lerobot_policy_act_smooth.experiments.hub REPO_ID   "
-              "(downloads the dataset into HF_LEROBOT_HOME/REPO_ID)")
-        return 0 if args and args[0] in ("-h", "--help") else 2
+    import draccus
+
+    cfg = draccus.parse(config_class=FetchConfig, args=sys.argv[1:] if argv is None else argv,
+                        prog="python -m lerobot_policy_act_smooth.experiments.hub")
     try:
-        print(fetch_dataset(args[0]))
+        if not cfg.repo_id:
+            raise PlanError("--repo_id is required (the hub id of the dataset)")
+        print(fetch_dataset(cfg.repo_id))
     except PlanError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

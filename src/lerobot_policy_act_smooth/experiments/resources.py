@@ -122,4 +122,4 @@ def check_nodes_see(files: list[Path], nodes: list[dict], timeout_s: float = 300
             "not every node of the Ray cluster sees the run's files: " + "; ".join(problems) + ". Put --output_dir "
             "and the dataset on storage every node mounts at the same path (for a hub dataset: HF_LEROBOT_HOME on "
             "shared storage, or the dataset fetched into each node's own HF_LEROBOT_HOME at the same path with "
-            "`python -m lerobot_policy_act_smooth.experiments.hub REPO_ID`)")
+            "`python -m lerobot_policy_act_smooth.experiments.hub --repo_id=REPO_ID`)")
