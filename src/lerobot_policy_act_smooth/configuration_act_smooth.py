@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from lerobot.configs import NormalizationMode, PreTrainedConfig
 from lerobot.optim import AdamWConfig
+from lerobot.optim.schedulers import CosineAnnealingWithWarmupSchedulerConfig
 
 
 @PreTrainedConfig.register_subclass("act_smooth")
@@ -48,6 +49,10 @@ class ACTSmoothConfig(PreTrainedConfig):
         optimizer_lr: AdamW learning rate for everything except the backbone.
         optimizer_weight_decay: AdamW weight decay.
         optimizer_lr_backbone: learning rate of the ResNet backbone.
+        scheduler: learning-rate schedule, "constant" (ACT's) or "cosine": linear warm-up over
+            scheduler_warmup_steps, then cosine annealing to 0 at the run's last step (`--steps`). A
+            decayed rate removes most of the step-to-step weight noise that shows as jitter in chunks.
+        scheduler_warmup_steps: warm-up steps of the "cosine" schedule (>= 0).
         length_prefix_past: K >= 0, executed actions a_{-K} .. a_{-1} in the prefix.
         length_prefix_future: D >= 1, the largest delay; committed actions a_0 .. a_{d-1}, d <= D.
         p_drop_obs: probability, per training sample, of replacing observation.state by zeros in the
@@ -93,6 +98,8 @@ class ACTSmoothConfig(PreTrainedConfig):
     optimizer_lr: float = 1e-5
     optimizer_weight_decay: float = 1e-4
     optimizer_lr_backbone: float = 1e-5
+    scheduler: str = "constant"
+    scheduler_warmup_steps: int = 0
 
     # Action prefix and the experiment's ablations.
     length_prefix_past: int = 4
@@ -126,13 +133,19 @@ class ACTSmoothConfig(PreTrainedConfig):
             raise ValueError(
                 f"feedforward_activation must be 'relu' or 'gelu', got {self.feedforward_activation!r}."
             )
+        if self.scheduler not in ("constant", "cosine"):
+            raise ValueError(f"scheduler must be 'constant' or 'cosine', got {self.scheduler!r}.")
+        if self.scheduler_warmup_steps < 0:
+            raise ValueError(f"scheduler_warmup_steps must be >= 0, got {self.scheduler_warmup_steps}.")
         if self.dim_model % self.n_heads != 0:
             raise ValueError(f"dim_model ({self.dim_model}) must be divisible by n_heads ({self.n_heads}).")
 
     def get_optimizer_preset(self) -> AdamWConfig:
         return AdamWConfig(lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay)
 
-    def get_scheduler_preset(self) -> None:
+    def get_scheduler_preset(self) -> CosineAnnealingWithWarmupSchedulerConfig | None:
+        if self.scheduler == "cosine":
+            return CosineAnnealingWithWarmupSchedulerConfig(num_warmup_steps=self.scheduler_warmup_steps)
         return None
 
     def validate_features(self) -> None:

@@ -60,3 +60,20 @@ def test_dry_run_lists_trials_and_starts_nothing(exp_dataset_root, tmp_path, cap
     assert "policy.optimizer_lr=0.001" in rel and "about 0:00:24" in rel
     assert "rel/run.early" not in text  # the winner is known: no early start
     assert _files(out) == before
+
+
+def test_dry_run_with_seeds(exp_dataset_root, tmp_path, capsys):
+    """One trial per seed; a decided winner is a variant whose seeds sit in <variant>.seed<N>."""
+    stages = STAGES.split("[stages.rel]")[0] + '[stages.second]\nsteps = 10\nset."policy.optimizer_lr" = "winner:lr"\n'
+    plan = write_plan(tmp_path / "p.toml", plan_text(exp_dataset_root, stages).replace("seed = 7", "seeds = [1, 2]"))
+    out = tmp_path / "out"
+    tdir = out / "lr" / "optimizer_lr_0.001.seed2"
+    tdir.mkdir(parents=True)
+    (tdir / "trial.json").write_text(json.dumps({"flags": {"policy.optimizer_lr": 1e-3, "seed": 2}}))
+    (out / "lr" / "stage.json").write_text(json.dumps({"winner": "lr/optimizer_lr_0.001"}))
+    assert main(["run", f"--plan={plan}", f"--output_dir={out}", "--dry_run=true"]) == 0
+    lines = [ln.strip() for ln in capsys.readouterr().out.splitlines() if ln.startswith("  ")]
+    assert [ln.split(":")[0] for ln in lines] == [
+        "lr/optimizer_lr_0.0001.seed1", "lr/optimizer_lr_0.0001.seed2", "lr/optimizer_lr_0.001.seed1",
+        "lr/optimizer_lr_0.001.seed2", "second/run.seed1", "second/run.seed2"]
+    assert lines[-1].endswith("policy.optimizer_lr=0.001, seed=2")

@@ -51,9 +51,13 @@ def _winners_on_disk(output_dir: Path) -> dict[str, dict]:
     for path in Path(output_dir).glob("*/stage.json"):
         try:
             winner = json.loads(path.read_text()).get("winner")
-            if winner:
-                out[path.parent.name] = json.loads((Path(output_dir) / winner / "trial.json").read_text())["flags"]
-        except (OSError, json.JSONDecodeError, KeyError):
+            if not winner:
+                continue
+            # The winner is a trial folder, or a variant whose seeds sit in <variant>.seed<N> folders.
+            found = [Path(output_dir) / winner / "trial.json", *sorted(Path(output_dir).glob(f"{winner}.seed*/trial.json"))]
+            spec = next(f for f in found if f.is_file())
+            out[path.parent.name] = json.loads(spec.read_text())["flags"]
+        except (OSError, json.JSONDecodeError, KeyError, StopIteration):
             continue
     return out
 
@@ -119,7 +123,7 @@ def dry_run(plan: Plan, output_dir: Path, gpus_per_trial: float | None, cpus_per
             changed = {k: v for k, v in spec.flags.items()
                        if k not in ("steps", "seed") and not k.startswith("dataset.") and base.get(k) != v}
             what = ", ".join(f"{k}={format_value(v)}" for k, v in changed.items()) or "base configuration"
-            if spec.flags.get("seed") != plan.seed:
+            if spec.flags.get("seed") != plan.seed or len(plan.seeds) > 1:
                 what += f", seed={spec.flags.get('seed')}"
         duration = f", about {_hms(spec.steps * step_time)}" if step_time is not None and spec.steps else ""
         status = "  [done: not re-run]" if done else ""

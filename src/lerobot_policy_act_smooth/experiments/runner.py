@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..provenance import atomic_write_json, atomic_write_text, run_metadata
+from ..evaluation.metrics import aggregate
 from .plan import (
     Plan,
     PlanError,
@@ -131,12 +132,14 @@ class Scheduler:
     """Decides which trials can run, from the plan and the DONE.json files on disk."""
 
     def __init__(self, plan: Plan, output_dir: Path, dataset_flags: dict, heldout: list[int], closed_loop: bool):
+        """heldout: the evaluated episodes; the first plan.dataset.validation_episodes of them choose winners."""
         self.plan = plan
         self.output_dir = output_dir
         self.dataset_flags = dataset_flags
         self.heldout = heldout
         self.closed_loop = closed_loop
-        self.winners: dict[str, dict] = {}  # stage -> {"trial": key, "flags": ..., "dir": ...}
+        # stage -> {"trial": variant key, "flags": ..., "dirs": {seed: trial dir}}
+        self.winners: dict[str, dict] = {}
         self.final_trials: dict[str, list[TrialSpec]] = {}
         self.early_trials: dict[str, list[TrialSpec]] = {}
         self.failed_stages: dict[str, str] = {}  # failed, or blocked by a failed/winnerless dependency
@@ -145,9 +148,11 @@ class Scheduler:
     def _finish_spec(self, spec: TrialSpec, stage_name: str) -> TrialSpec:
         st = self.plan.stages[stage_name]
         spec.heldout_episodes = list(self.heldout)
+        spec.validation_episodes = list(self.heldout[: self.plan.dataset.validation_episodes])
+        spec.in_memory_dataset = self.plan.dataset.in_memory
         spec.closed_loop = self.closed_loop if st.closed_loop is None else bool(st.closed_loop)
         if st.evaluate_checkpoint_of:
-            spec.evaluate_checkpoint_of = self.winners[st.evaluate_checkpoint_of]["dir"]
+            spec.evaluate_checkpoint_of = self.winners[st.evaluate_checkpoint_of]["dirs"][spec.seed]
         return spec
 
     def wanted(self) -> list[TrialSpec]:
@@ -201,8 +206,9 @@ class Scheduler:
                 # The stage is finished; only the stages that need its winner cannot run.
                 self.no_winner[name] = summary["note"] or "no winner"
                 continue
-            w = next(s for s in specs if s.key == summary["winner"])
-            self.winners[name] = {"trial": w.key, "flags": w.flags, "dir": str(trial_dir(self.output_dir, w))}
+            seeds = [s for s in specs if s.variant_key == summary["winner"]]
+            self.winners[name] = {"trial": summary["winner"], "flags": seeds[0].flags,
+                                  "dirs": {s.seed: str(trial_dir(self.output_dir, s)) for s in seeds}}
             decided.append(name)
         self.block_dependents()
         return decided
@@ -223,38 +229,61 @@ def spec_conflict(tdir: Path, spec: TrialSpec) -> str | None:
             "its results are kept: run the changed plan into another --output_dir")
 
 
-def trial_metrics(tdir: Path) -> dict[str, float]:
-    """{"gt_prefix.U_a_mean": ..., "closed_loop.obs_U_a_mean": ...} from a trial's eval files."""
+def trial_metrics(tdir: Path, replay_episodes: list[int] | None = None) -> dict[str, float]:
+    """{"gt_prefix.U_a_mean": ..., "closed_loop.obs_U_a_mean": ...} from a trial's eval files.
+
+    replay_episodes: average the replay metrics over these episodes only (the validation
+    episodes, for selection); None: the files' own aggregate over every evaluated episode."""
     done = read_done(tdir) or {}
     out = {}
     for name, ev in done.get("evaluations", {}).items():
         if ev.get("status") == "ok" and ev.get("metrics"):
             try:
-                agg = json.loads((tdir / ev["metrics"]).read_text()).get("aggregate", {})
+                payload = json.loads((tdir / ev["metrics"]).read_text())
             except (OSError, json.JSONDecodeError):
                 continue
+            agg = payload.get("aggregate", {})
+            if replay_episodes and name != "closed_loop":
+                chosen = set(replay_episodes)
+                agg = aggregate([row for row in payload.get("episodes", []) if row.get("episode") in chosen])
             for k, v in agg.items():
                 if isinstance(v, (int, float)):
                     out[f"{name}.{k}"] = float(v)
     return out
 
 
+def variant_candidates(specs: list[TrialSpec], output_dir: Path) -> list[Candidate]:
+    """One candidate per variant, its seeds averaged: the loss curve step by step (over the steps
+    every seed logged), each metric over the seeds (replay metrics on the validation episodes)."""
+    by_variant: dict[str, list[TrialSpec]] = {}
+    for s in specs:
+        by_variant.setdefault(s.variant_key, []).append(s)
+    cands = []
+    for key, seeds in by_variant.items():
+        curves = [[r["loss"] for r in read_loss_csv(trial_dir(output_dir, s))] for s in seeds]
+        n = min(len(c) for c in curves)
+        losses = [sum(c[i] for c in curves) / len(curves) for i in range(n)]
+        per_seed = [trial_metrics(trial_dir(output_dir, s), s.validation_episodes or None) for s in seeds]
+        names = set.intersection(*(set(m) for m in per_seed))
+        metrics = {k: sum(m[k] for m in per_seed) / len(per_seed) for k in names}
+        cands.append(Candidate(key, losses, metrics))
+    return cands
+
+
 def stage_summary(plan: Plan, stage_name: str, specs: list[TrialSpec], output_dir: Path) -> dict:
     st = plan.stages[stage_name]
-    cands = []
-    for s in specs:
-        tdir = trial_dir(output_dir, s)
-        losses = [r["loss"] for r in read_loss_csv(tdir)]
-        cands.append(Candidate(s.key, losses, trial_metrics(tdir)))
     if not st.trains:
-        # An evaluation-only stage passes on the checkpoint it evaluated.
-        key = specs[0].key
-        return {"stage": stage_name, "winner": key, "rule": "evaluation only", "final_losses": {}, "diverged": {},
-                "note": ""}
+        # An evaluation-only stage passes on the checkpoints it evaluated.
+        return {"stage": stage_name, "winner": specs[0].variant_key, "rule": "evaluation only", "final_losses": {},
+                "diverged": {}, "note": ""}
+    cands = variant_candidates(specs, output_dir)
     sel = select_winner(cands, st.select, plan.final_loss_window, plan.divergence_factor)
     values = {c.name: (c.metrics or {}).get(st.select) for c in cands} if st.select != "final_loss" else {}
+    validation = specs[0].validation_episodes
     return {"stage": stage_name, "winner": sel.winner, "rule": sel.rule_used, "final_losses": sel.final_losses,
-            "metric_values": values,
+            "metric_values": values, "seeds": sorted({s.seed for s in specs if s.seed is not None}),
+            "selected_on_episodes": (validation if validation else specs[0].heldout_episodes)
+            if st.select != "final_loss" else [],
             "diverged": sel.diverged, "note": sel.note, "final_loss_window": plan.final_loss_window,
             "divergence_factor": plan.divergence_factor}
 

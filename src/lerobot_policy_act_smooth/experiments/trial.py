@@ -37,6 +37,7 @@ from .plan import TrialSpec, format_value
 
 DONE_FILE = "DONE.json"
 TRAIN_MODULE = "lerobot.scripts.lerobot_train"
+IN_MEMORY_TRAIN_MODULE = "lerobot_policy_act_smooth.train"  # the same lerobot-train, frames held in memory
 REPLAY_MODULE = "lerobot_policy_act_smooth.evaluation.replay_cli"
 SIM_EVAL_MODULE = "lerobot_policy_act_smooth.evaluation.sim_eval_cli"
 
@@ -212,12 +213,13 @@ def train(spec: TrialSpec, tdir: Path, progress: Progress, attempt: int, num_thr
     final_model = train_dir / "checkpoints" / "last" / "pretrained_model"
     if resume_step is not None and resume_step >= spec.steps:
         return final_model.resolve()
+    module = IN_MEMORY_TRAIN_MODULE if spec.in_memory_dataset else TRAIN_MODULE
     if resume_step is not None:
-        cmd = [sys.executable, "-m", TRAIN_MODULE, "--resume=true",
+        cmd = [sys.executable, "-m", module, "--resume=true",
                f"--config_path={final_model / 'train_config.json'}", f"--output_dir={train_dir}"]
     else:
         device_flag = [] if "policy.device" in spec.flags else [f"--policy.device={device}"]
-        cmd = [sys.executable, "-m", TRAIN_MODULE, *flags_to_args(spec.flags), *device_flag, f"--output_dir={train_dir}"]
+        cmd = [sys.executable, "-m", module, *flags_to_args(spec.flags), *device_flag, f"--output_dir={train_dir}"]
     start_step = resume_step or 0
     losses = LossLog(tdir, start_step, attempt)
     losses.write()
