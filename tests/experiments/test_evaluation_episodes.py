@@ -25,8 +25,12 @@ def test_extra_episodes_are_evaluated_apart(exp_dataset_root, tmp_path):
     spec.heldout_episodes = [4]
     assert extra_episodes(spec) == [0, 1]  # a held-out episode is not scored twice
     assert wanted_evaluations(spec) == ["gt_prefix", "gt_prefix_on_trained"]
-    # A trial finished before the episodes were added runs only the missing evaluation.
+    # A trial finished before the episodes were added (or changed) runs only the missing evaluation.
     assert missing_evaluations(spec, {"evaluations": {"gt_prefix": {"status": "ok"}}}) == ["gt_prefix_on_trained"]
+    earlier = {"gt_prefix": {"status": "ok"}, "gt_prefix_on_trained": {"status": "ok", "episodes": [0]}}
+    assert missing_evaluations(spec, {"evaluations": earlier}) == ["gt_prefix_on_trained"]
+    earlier["gt_prefix_on_trained"]["episodes"] = [0, 1]
+    assert missing_evaluations(spec, {"evaluations": earlier}) == []
     spec.extra_eval_episodes = []
     assert missing_evaluations(spec, {"evaluations": {"gt_prefix": {"status": "ok"}}}) == []
 
@@ -47,7 +51,7 @@ def test_report_labels_trained_and_heldout_episodes(exp_dataset_root, tmp_path):
     for name, u_a in (("gt_prefix", 0.75), ("gt_prefix_on_trained", 0.125)):
         (tdir / "eval" / f"{name}_metrics.json").write_text(json.dumps(
             {"aggregate": {"U_a_mean": u_a, "U_a_std": 0.01, "spike_mean": 2.5, "mae_mean": 1.5}}))
-        evaluations[name] = {"status": "ok", "metrics": f"eval/{name}_metrics.json"}
+        evaluations[name] = {"status": "ok", "metrics": f"eval/{name}_metrics.json", "episodes": [0, 1]}
     (tdir / "DONE.json").write_text(json.dumps({"steps": 2, "evaluations": evaluations}))
     report = write_report(out).read_text()
     assert "held-out episodes (never trained on): the last 1 of the dataset: episodes 4" in report

@@ -74,8 +74,11 @@ def wanted_evaluations(spec: TrialSpec) -> list[str]:
 
 
 def missing_evaluations(spec: TrialSpec, done: dict) -> list[str]:
-    """Evaluations the spec asks for that a finished trial has not run (e.g. episodes added later)."""
-    return [n for n in wanted_evaluations(spec) if n not in done.get("evaluations", {})]
+    """Evaluations the spec asks for that a finished trial has not run (e.g. episodes added or
+    changed later)."""
+    evals = done.get("evaluations", {})
+    return [n for n in wanted_evaluations(spec) if n not in evals
+            or (n.endswith(TRAINED_SUFFIX) and evals[n].get("episodes") != extra_episodes(spec))]
 
 
 def trial_dir(output_dir: str | Path, spec: TrialSpec) -> Path:
@@ -318,7 +321,12 @@ def run_evaluations(spec: TrialSpec, tdir: Path, checkpoint: Path, progress: Pro
             args = [f"--policy.path={checkpoint}", f"--dataset.repo_id={repo_id}", f"--dataset.root={root}",
                     f"--episodes={','.join(map(str, group))}", f"--mode={mode}", f"--device={device}",
                     f"--seed={spec.eval_seed}", "--overwrite=true", *spec.replay_args]
-            results[name] = _run_eval(name, REPLAY_MODULE, args, tdir / "eval" / name, tdir, progress, num_threads)
+            # Extra episodes may change between runs: their files are named by the episodes, so
+            # that an earlier choice's results are kept, not overwritten.
+            stem = tdir / "eval" / (name + (f"_{'-'.join(map(str, group))}" if suffix else ""))
+            results[name] = _run_eval(name, REPLAY_MODULE, args, stem, tdir, progress, num_threads)
+            if suffix:
+                results[name]["episodes"] = list(group)
     if spec.closed_loop:
         args = [f"--policy.path={checkpoint}", f"--episodes={spec.closed_loop_episodes}",
                 f"--seed={spec.eval_seed}", f"--device={device}", "--overwrite=true", *spec.closed_loop_args]
