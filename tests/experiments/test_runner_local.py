@@ -71,7 +71,8 @@ def test_tiny_plan_end_to_end(local_ray, exp_dataset_root, tmp_path):
     assert f"| **{winner_value}** |" in report
     assert "at the winning lr" in report and stage["winner"] in report
     assert done["evaluations"]["closed_loop"]["status"] != "ok"
-    row = next(ln for ln in report.splitlines() if ln.startswith("| at the winning lr"))
+    per_trial = report[report.index("## Results per trial"):]
+    row = next(ln for ln in per_trial.splitlines() if ln.startswith("| at the winning lr"))
     assert "- [1]" in row and "1. at the winning lr: closed_loop" in report
     assert (out / "loss_lr.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "run.json").is_file() and (out / "plan.json").is_file()
