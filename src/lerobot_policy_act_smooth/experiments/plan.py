@@ -667,7 +667,8 @@ def resolve_stage(
     if stage.evaluate_checkpoint_of is not None:
         src = winner_flags[stage.evaluate_checkpoint_of]
         return [
-            TrialSpec(stage=stage.name, name=seeded_name("run", seed, seeds), label=stage.label, steps=0,
+            TrialSpec(stage=stage.name, name=seeded_name("run", seed, seeds),
+                      label=stage.label + (f" seed {seed}" if len(seeds) > 1 else ""), steps=0,
                       flags={**src, "seed": seed}, variant="run", seed=seed, **common)
             for seed in seeds
         ]

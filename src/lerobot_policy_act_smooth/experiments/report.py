@@ -242,7 +242,9 @@ def write_report(output_dir: str | Path) -> Path:
             reason = divergence_reason(r.losses, window, factor) if r.done else None
             value = _fmt(r.spec["flags"].get(field))
             status = f"DIVERGED ({reason})" if reason else r.status
-            cells = [value + (" (early)" if r.spec.get("early") else ""), str(r.spec.get("steps")), _fmt(fl),
+            seed = r.spec.get("seed") if len(plan.stage_seeds(st)) > 1 else None
+            cells = [value + (f" (seed {seed})" if seed is not None else "") + (" (early)" if r.spec.get("early") else ""),
+                     str(r.spec.get("steps")), _fmt(fl),
                      _fmt(min(r.losses) if r.losses else None), status]
             if TrialSpec.from_dict(r.spec).variant_key == winners.get(stage):
                 cells = [f"**{c}**" for c in cells[:3]] + cells[3:]
@@ -404,7 +406,8 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
              f"{_episodes_text(spec.test_episodes) if spec else ''}, never used to choose anything"
              + (f"; the {len(spec.validation_episodes)} validation episodes {_episodes_text(spec.validation_episodes)} "
                 "chose the sweeps' winners" if spec and spec.validation_episodes else "")
-             + f"; closed loop: {spec.closed_loop_episodes if spec else 0} simulator episodes). "
+             + (f"; closed loop: {spec.closed_loop_episodes} simulator episodes"
+                if spec and any(m.evaluation == "closed_loop" for m in used) else "") + "). "
              "Seeds and episodes are both resampled (statistics.py). U_a in deg²/frame⁴, MAE in degrees, "
              "spike = boundary |a| / other |a|, success as a rate.", "",
              "| run | seeds | " + " | ".join(m.label for m in used) + " |", "|---|---|" + "---|" * len(used)]
