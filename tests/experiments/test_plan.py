@@ -31,7 +31,7 @@ def _load(tmp_path, root, stages=TWO_STAGES, **kw):
     return load_plan(write_plan(tmp_path / "p.toml", plan_text(root, stages, **kw)))
 
 
-def test_shipped_plans_are_valid(exp_dataset_root, tmp_path):
+def test_shipped_plans_are_valid(exp_dataset_root, tmp_path, monkeypatch):
     small = load_plan("cpu-small")
     validate_plan(small, tmp_path)  # generates its dataset: no dataset needed yet
     assert small.dataset.generate is not None
@@ -43,8 +43,11 @@ def test_shipped_plans_are_valid(exp_dataset_root, tmp_path):
     assert paper.stages["dropout"].sweep == ("policy.p_drop_obs", [0.1, 0.3, 0.5])
     assert paper.stages["relative"].start_early == {"policy.optimizer_lr": 3e-5, "policy.optimizer_lr_backbone": 3e-5}
     assert paper.policy["chunk_size"] == 30 and paper.train["batch_size"] == 32 and paper.train["save_freq"] == 10000
+    assert paper.dataset.repo_id == "giacomoran/lerobot_policy_act_smooth_30fps" and paper.dataset.from_hub
+    monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "empty_cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(PlanError, match="missing dataset"):
-        validate_plan(paper, tmp_path)  # the real recordings are not here
+        validate_plan(paper, tmp_path)  # the hub recordings are not in the cache, and the hub is offline
     paper.dataset.root = str(exp_dataset_root)
     validate_plan(paper, tmp_path)
 

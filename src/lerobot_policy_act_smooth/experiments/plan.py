@@ -5,7 +5,8 @@ A plan (see plans/paper.toml, and docs/experiments.md for the full reference):
     name = "cpu-small"
     seeds = [1000, 1001, 1002]   training seeds: every training variant runs once per seed
                                  (a single `seed = N` is the same as `seeds = [N]`)
-    [dataset]            repo_id, root, heldout_episodes, validation_episodes, optional [dataset.generate]
+    [dataset]            repo_id, root (none: the hub dataset in LeRobot's cache), heldout_episodes,
+                         validation_episodes, optional [dataset.generate]
     [train]              lerobot-train flags shared by every trial (batch_size, save_freq, ...)
     [policy]             policy fields (`type` and the policy config fields), become --policy.X
     [selection]          final_loss_window, divergence_factor
@@ -46,7 +47,7 @@ _DATASET_KEYS = {"repo_id", "root", "heldout_episodes", "validation_episodes", "
 _GENERATE_KEYS = {"episodes", "seed", "fps", "cameras"}
 _SELECTION_KEYS = {"final_loss_window", "divergence_factor"}
 _EVAL_KEYS = {"replay_modes", "replay_args", "closed_loop", "closed_loop_episodes", "closed_loop_args", "device", "seed",
-              "baseline", "convergence_reference"}
+              "baseline", "convergence_reference", "extra_episodes"}
 _STAGE_KEYS = {
     "label", "steps", "sweep", "set", "select", "start_early", "evaluate_checkpoint_of",
     "replay_modes", "replay_args", "closed_loop", "closed_loop_args", "in_results", "seeds",
@@ -60,7 +61,9 @@ class PlanError(ValueError):
 @dataclass
 class DatasetSpec:
     repo_id: str
-    root: str  # relative paths: to output_dir when generated, else to the current directory
+    # Relative paths: to output_dir when generated, else to the current directory. None: a hub
+    # dataset, read from (and fetched once into) LeRobot's cache HF_LEROBOT_HOME/<repo_id>.
+    root: str | None
     heldout_episodes: int = 3
     generate: dict[str, Any] | None = None  # kwargs for sim.generate_dataset (episodes, seed, fps, cameras)
     # The first `validation_episodes` of the held-out episodes choose winners (select = EVAL.METRIC);
@@ -70,7 +73,15 @@ class DatasetSpec:
     # held in memory: the same samples, read faster; see in_memory_frames.py).
     in_memory: bool = False
 
+    @property
+    def from_hub(self) -> bool:
+        return self.root is None and self.generate is None
+
     def resolved_root(self, output_dir: str | Path) -> Path:
+        if self.root is None:
+            from .hub import cache_root
+
+            return cache_root(self.repo_id)
         root = Path(self.root).expanduser()
         if root.is_absolute():
             return root
@@ -160,6 +171,9 @@ class TrialSpec:
     heldout_episodes: list[int] = field(default_factory=list)  # every evaluated episode (validation + test)
     validation_episodes: list[int] = field(default_factory=list)  # the held-out ones kept for selection
     in_memory_dataset: bool = False  # train through lerobot_policy_act_smooth.train (frames held in memory)
+    # Also replayed, reported apart: episodes the user wants scored beside the held-out ones
+    # (e.g. an earlier run's episodes, which were trained on). Held-out ones are not repeated.
+    extra_eval_episodes: list[int] = field(default_factory=list)
     eval_device: str = "auto"  # "auto": the trial's device (cuda when it got a GPU)
     eval_seed: int = 0
 
@@ -232,8 +246,9 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
     _unknown(errors, "plan", raw, _TOP_KEYS)
     ds = raw.get("dataset")
     dataset = None
-    if not isinstance(ds, dict) or not ds.get("repo_id") or not ds.get("root"):
-        errors.append("missing dataset: the plan needs [dataset] with repo_id and root (and [dataset.generate] to create it)")
+    if not isinstance(ds, dict) or not ds.get("repo_id") or (ds.get("generate") is not None and not ds.get("root")):
+        errors.append("missing dataset: the plan needs [dataset] with repo_id (a hub id, or with root a local copy; "
+                      "[dataset.generate] and root to create one)")
     else:
         _unknown(errors, "[dataset]", ds, _DATASET_KEYS)
         gen = ds.get("generate")
@@ -253,7 +268,8 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
         in_memory = ds.get("in_memory", False)
         if not isinstance(in_memory, bool):
             errors.append(f"[dataset] in_memory must be true or false, got {in_memory!r}")
-        dataset = DatasetSpec(str(ds["repo_id"]), str(ds["root"]), heldout, gen, validation, bool(in_memory))
+        dataset = DatasetSpec(str(ds["repo_id"]), str(ds["root"]) if ds.get("root") else None, heldout, gen,
+                              validation, bool(in_memory))
     seeds = _parse_seeds(errors, "plan", raw.get("seeds", [raw.get("seed", 1000)]))
     if "seed" in raw and "seeds" in raw:
         errors.append("the plan sets both `seed` and `seeds`: keep `seeds = [...]`")
@@ -277,6 +293,10 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
     evaluation.setdefault("closed_loop_episodes", 5)
     evaluation.setdefault("closed_loop_args", [])
     evaluation.setdefault("device", "auto")
+    evaluation.setdefault("extra_episodes", [])
+    extra = evaluation["extra_episodes"]
+    if not isinstance(extra, list) or not all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in extra):
+        errors.append(f"[evaluation] extra_episodes must be a list of episode indices >= 0, got {extra!r}")
     for mode in evaluation["replay_modes"]:
         if mode not in REPLAY_MODES:
             errors.append(f"[evaluation] unknown replay mode {mode!r} (use {', '.join(REPLAY_MODES)})")
@@ -523,7 +543,17 @@ def validate_plan(plan: Plan, output_dir: str | Path | None = None) -> None:
     if cycle:
         errors.append("stage references form a cycle: " + " -> ".join(cycle))
 
-    if plan.dataset.generate is None:
+    n_episodes = None
+    if plan.dataset.from_hub:
+        from .hub import cached_dataset_root, check_hub_dataset
+
+        problem = check_hub_dataset(plan.dataset.repo_id)
+        if problem:
+            errors.append(problem)
+        elif cached_dataset_root(plan.dataset.repo_id) is not None:
+            n_episodes = dataset_num_episodes(plan.dataset.resolved_root("."))
+            # else: fetched at the start of the run, then checked (check_episode_counts)
+    elif plan.dataset.generate is None:
         root = plan.dataset.resolved_root(output_dir or ".")
         if not (root / "meta" / "info.json").is_file():
             errors.append(
@@ -531,15 +561,27 @@ def validate_plan(plan: Plan, output_dir: str | Path | None = None) -> None:
                 "give an existing dataset root (--dataset_root=...), or add [dataset.generate] to create one"
             )
         else:
-            n = dataset_num_episodes(root)
-            if n <= plan.dataset.heldout_episodes:
-                errors.append(
-                    f"dataset {root} has {n} episodes; heldout_episodes = {plan.dataset.heldout_episodes} leaves none to train on"
-                )
-    elif plan.dataset.generate["episodes"] <= plan.dataset.heldout_episodes:
-        errors.append("[dataset.generate] episodes must exceed heldout_episodes")
+            n_episodes = dataset_num_episodes(root)
+    else:
+        n_episodes = plan.dataset.generate["episodes"]
+    if n_episodes is not None:
+        errors += check_episode_counts(plan, n_episodes)
     if errors:
         raise PlanError(_format_errors(plan.source, errors))
+
+
+def check_episode_counts(plan: Plan, n_episodes: int) -> list[str]:
+    """Problems of the held-out split and the extra evaluation episodes for a dataset of n episodes."""
+    errors = []
+    where = "[dataset.generate] episodes" if plan.dataset.generate is not None else f"dataset {plan.dataset.repo_id}"
+    if n_episodes <= plan.dataset.heldout_episodes:
+        errors.append(f"{where}: {n_episodes} episodes, and heldout_episodes = {plan.dataset.heldout_episodes} "
+                      "leaves none to train on")
+    outside = [e for e in plan.evaluation.get("extra_episodes", []) if e >= n_episodes]
+    if outside:
+        errors.append(f"evaluation episodes {outside} are outside the dataset ({where}: {n_episodes} episodes, "
+                      f"indices 0..{n_episodes - 1}); give indices below {n_episodes}")
+    return errors
 
 
 def _find_cycle(plan: Plan) -> list[str] | None:
@@ -619,6 +661,7 @@ def resolve_stage(
         closed_loop_args=list(ev.get("closed_loop_args", [])) + stage.closed_loop_args,
         eval_seed=int(ev.get("seed", plan.seed)),
         eval_device=str(ev.get("device", "auto")),
+        extra_eval_episodes=list(ev.get("extra_episodes", [])),
     )
     seeds = plan.stage_seeds(stage)
     if stage.evaluate_checkpoint_of is not None:

@@ -32,7 +32,7 @@ from .results_table import (
 from .runner import stage_summary
 from .selection import divergence_reason, final_loss
 from .statistics import bootstrap_mean
-from .trial import read_done, read_loss_csv
+from .trial import TRAINED_SUFFIX, extra_episodes, read_done, read_loss_csv
 
 REPLAY_COLUMNS = [("U_a_mean", "U_a"), ("spike_mean", "spike"), ("mae_mean", "MAE")]
 # obs mu_v sits next to obs U_a because a run that barely moves is smooth for the wrong reason.
@@ -202,7 +202,8 @@ def write_report(output_dir: str | Path) -> Path:
         sim = plan.dataset.generate is not None
         lines.append(f"- plan: `{plan.source}`; dataset `{plan.dataset.repo_id}`"
                      + (" (simulated: these are simulated-data figures)" if sim else ""))
-        lines.append(f"- held-out episodes (never trained on): the last {plan.dataset.heldout_episodes} of the dataset")
+        lines.append(f"- held-out episodes (never trained on): the last {plan.dataset.heldout_episodes} of the dataset"
+                     + _episode_list(trials, "heldout_episodes"))
     else:
         lines.append(f"- {plan_note}")
     if run:
@@ -310,6 +311,7 @@ def write_report(output_dir: str | Path) -> Path:
     if truth is not None:
         lines += [f"Ground truth on the held-out episodes: U_a {_fmt(truth.get('truth_U_a_mean'))} "
                   f"± {_fmt(truth.get('truth_U_a_std'), 3)}, spike {_fmt(truth.get('truth_spike_mean'))}.", ""]
+    lines += trained_episodes_section(trials, plan)
     if _plot_bars(output_dir / "results_bars.png", rows_for_plot):
         lines += ["![U_a and boundary spike per run](results_bars.png)", ""]
     if notes:
@@ -317,6 +319,39 @@ def write_report(output_dir: str | Path) -> Path:
     path = output_dir / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def _episode_list(trials: dict[str, list[TrialRecord]], key: str) -> str:
+    """": episodes 27, 28, 29" from the trial specs (empty before any trial was scheduled)."""
+    eps = next((r.spec.get(key) for recs in trials.values() for r in recs if r.spec.get(key)), None)
+    return f": episodes {', '.join(map(str, eps))}" if eps else ""
+
+
+def trained_episodes_section(trials: dict[str, list[TrialRecord]], plan: Plan | None) -> list[str]:
+    """The replay results on the extra evaluation episodes ([evaluation] extra_episodes), apart
+    from the held-out table: those episodes were trained on, so their figures flatter every model."""
+    found = []
+    for stage, recs in trials.items():
+        st = plan.stages.get(stage) if plan else None
+        if st is None or st.in_results:
+            found += [(r, TrialSpec.from_dict(r.spec)) for r in recs if extra_episodes(TrialSpec.from_dict(r.spec))]
+    if not found:
+        return []
+    modes = [m for m, _ in (("gt_prefix", "gt"), ("self_chaining", "sc")) if any(m in s.replay_modes for _, s in found)]
+    prefix = {"gt_prefix": "gt", "self_chaining": "sc"}
+    header = ["run", "episodes"] + [f"{prefix[m]} {name}" for m in modes for _, name in REPLAY_COLUMNS]
+    lines = ["## Episodes that were trained on", "",
+             "The same replay on the extra evaluation episodes ([evaluation] extra_episodes), which every training "
+             "saw: for comparison with runs scored on those episodes (the research plan's earlier run used 0, 1, 2). "
+             "They flatter each model; judge by the held-out table above.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r, spec in found:
+        cells = [r.label, ", ".join(map(str, extra_episodes(spec)))]
+        for mode in modes:
+            agg, _ = r.evaluation(mode + TRAINED_SUFFIX)
+            cells += [_fmt((agg or {}).get(key)) for key, _ in REPLAY_COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _variant_groups(trials: dict[str, list[TrialRecord]], plan: Plan) -> list[tuple[str, str, list[TrialRecord]]]:
