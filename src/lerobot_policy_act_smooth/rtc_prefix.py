@@ -1,0 +1,134 @@
+"""act_smooth's prefix under LeRobot's real-time chunking engine (`lerobot-rollout --inference.type=rtc`).
+
+The engine (lerobot/rollout/inference/rtc.py) runs the policy in a background thread. Each call
+passes `inference_delay` (ceil of the worst latency so far, in control periods; 0 before the first
+measurement) and `prev_chunk_left_over`: the actions of the last returned chunk that the robot has
+not executed yet, zero-padded or truncated to `--inference.rtc.execution_horizon` rows (None when
+the queue is empty after a reset). When the call returns, the engine drops the first
+`real_delay` rows of the chunk (the control periods the call took) and executes the rest.
+
+Mapping onto act_smooth's prefix (normalised action space, batch of one):
+
+    d         = min(max(inference_delay, 1), D)     (a_0 is always committed; d > D is logged once)
+    committed = the first d real leftover rows      (the actions executed while the policy runs)
+    past      = the last K actions executed before leftover[0], recovered from the chunks this
+                policy returned (the leftover is located in the last chunk by exact match)
+    returned  = [committed, predict_chunk_normalised(batch, past, committed)]   [1, d + C, A]
+
+so row j of the returned chunk is the action for the j-th control period after the observation,
+and the engine's "drop the first real_delay rows" leaves exactly the actions that continue the
+prefix when real_delay = d.
+
+Edge cases:
+    leftover None (episode start, after reset): no past; a_0 = the caller's bootstrap action.
+    fewer than d real leftover rows: the missing committed actions repeat the last real one
+        (a position-controlled servo holds its last target when the queue runs dry); with no real
+        row at all, the last executed action is held, or the bootstrap action if there is none.
+    leftover not found in the last chunk (another caller's queue, a re-anchored prefix): no past,
+        the real rows are the leftover without its trailing all-zero padding rows; logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+
+class RTCPrefixTracker:
+    """Remembers the chunks returned to the engine, to rebuild the past and committed prefix."""
+
+    def __init__(self, past_length: int, max_delay: int):
+        self.past_length = past_length
+        self.max_delay = max_delay
+        self._warned: set[str] = set()
+        self.reset()
+
+    def reset(self) -> None:
+        self._chunk: Tensor | None = None  # [T, A], the last chunk returned
+        self._before_chunk: Tensor | None = None  # [<=K, A], executed before the chunk's first row
+        self._pending_before: Tensor | None = None  # the same for the chunk being predicted
+
+    def delay(self, inference_delay: int | None, fps: float | None = None) -> int:
+        """The committed length d for the engine's inference_delay."""
+        requested = int(inference_delay or 0)
+        if requested < 0:
+            raise ValueError(f"inference_delay must be >= 0 control periods, got {requested}.")
+        if requested > self.max_delay:
+            budget = (
+                f"{self.max_delay * 1000 / fps:.1f} ms at {fps:g} fps"
+                if fps
+                else f"D * 1000 / fps ms, e.g. {self.max_delay * 1000 / 30:.1f} ms at 30 fps"
+            )
+            self._warn_once(
+                "delay",
+                f"act_smooth: inference latency of {requested} control periods exceeds D={self.max_delay}, "
+                f"the longest delay this policy was trained for ({budget}); using d={self.max_delay}. "
+                "Expect a jump at chunk boundaries; train with a larger length_prefix_future or run "
+                "inference on a faster device.",
+            )
+        return min(max(requested, 1), self.max_delay)
+
+    def prefix(self, leftover: Tensor | None, d: int, bootstrap: Tensor) -> tuple[Tensor, Tensor]:
+        """(past [1, k, A], committed [1, d, A]) for the next call; bootstrap [1, A] is a_0's fallback."""
+        if leftover is None:
+            self.reset()
+            self._pending_before = bootstrap.new_zeros(0, bootstrap.shape[-1])
+            return self._pending_before.unsqueeze(0), bootstrap.unsqueeze(1).expand(1, d, -1)
+        if leftover.ndim == 3:
+            if leftover.shape[0] != 1:
+                raise ValueError("act_smooth's RTC path runs one robot: prev_chunk_left_over must be [T, A] or [1, T, A].")
+            leftover = leftover[0]
+        if leftover.ndim != 2 or leftover.shape[-1] != bootstrap.shape[-1]:
+            raise ValueError(
+                f"prev_chunk_left_over must be [T, A={bootstrap.shape[-1]}], got {tuple(leftover.shape)}."
+            )
+        leftover = leftover.to(bootstrap)
+        offset = self._locate(leftover)
+        if offset is None:
+            if self._chunk is not None:
+                self._warn_once(
+                    "match",
+                    "act_smooth: prev_chunk_left_over is not the tail of the last chunk this policy "
+                    "returned; conditioning on the leftover only (no executed past).",
+                )
+            executed = leftover[:0]
+            nonzero = (leftover != 0).any(dim=-1).nonzero()
+            real = leftover[: int(nonzero[-1]) + 1] if len(nonzero) else leftover[:0]
+        else:
+            history = torch.cat([self._before_chunk, self._chunk[:offset]])
+            executed = history[len(history) - min(self.past_length, len(history)) :]
+            real = leftover[: min(len(leftover), len(self._chunk) - offset)]
+        if len(real) >= d:
+            committed = real[:d]
+        else:
+            hold = real[-1:] if len(real) else executed[-1:] if len(executed) else bootstrap
+            committed = torch.cat([real, hold.expand(d - len(real), -1)])
+        self._pending_before = executed
+        return executed.unsqueeze(0), committed.unsqueeze(0)
+
+    def remember(self, returned_chunk: Tensor) -> None:
+        """Record the chunk [1, d + C, A] handed to the engine (after `prefix`)."""
+        if self._pending_before is None:
+            raise RuntimeError("RTCPrefixTracker.remember() needs a prefix() call first.")
+        self._before_chunk = self._pending_before
+        self._chunk = returned_chunk[0].detach().clone()
+
+    def _locate(self, leftover: Tensor) -> int | None:
+        """Offset o with leftover = last_chunk[o:] (truncated or zero-padded), or None."""
+        if self._chunk is None:
+            return None
+        chunk, rows = self._chunk, len(leftover)
+        for offset in range(len(chunk) + 1):
+            n = min(rows, len(chunk) - offset)
+            if torch.equal(leftover[:n], chunk[offset : offset + n]) and not leftover[n:].any():
+                return offset
+        return None
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message)
