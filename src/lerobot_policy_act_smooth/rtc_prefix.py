@@ -26,16 +26,26 @@ Edge cases:
         row at all, the last executed action is held, or the bootstrap action if there is none.
     leftover not found in the last chunk (another caller's queue, a re-anchored prefix): no past,
         the real rows are the leftover without its trailing all-zero padding rows; logged once.
+
+Chunk log: with the environment variable ACTSMOOTH_CHUNK_LOG=<file>, every call appends one JSON
+line {"episode", "call", "time", "inference_delay", "d", "past", "leftover_rows", "chunk_rows"}
+("episode" counts the calls without a leftover, i.e. episode starts; "time" is time.time() when
+the chunk is handed back). `actsmooth-score --chunk_log=<file>` turns it into chunk boundaries.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 
 import torch
 from torch import Tensor
 
 logger = logging.getLogger(__name__)
+
+CHUNK_LOG_ENV = "ACTSMOOTH_CHUNK_LOG"
 
 
 class RTCPrefixTracker:
@@ -45,6 +55,11 @@ class RTCPrefixTracker:
         self.past_length = past_length
         self.max_delay = max_delay
         self._warned: set[str] = set()
+        self._log_path = os.environ.get(CHUNK_LOG_ENV) or None
+        self._episode = -1
+        self._call = 0
+        self._record: dict = {}
+        self._requested_delay: int | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -55,6 +70,7 @@ class RTCPrefixTracker:
     def delay(self, inference_delay: int | None, fps: float | None = None) -> int:
         """The committed length d for the engine's inference_delay."""
         requested = int(inference_delay or 0)
+        self._requested_delay = requested
         if requested < 0:
             raise ValueError(f"inference_delay must be >= 0 control periods, got {requested}.")
         if requested > self.max_delay:
@@ -74,8 +90,11 @@ class RTCPrefixTracker:
 
     def prefix(self, leftover: Tensor | None, d: int, bootstrap: Tensor) -> tuple[Tensor, Tensor]:
         """(past [1, k, A], committed [1, d, A]) for the next call; bootstrap [1, A] is a_0's fallback."""
+        self._record = {"inference_delay": self._requested_delay, "d": d, "leftover_rows": 0}
         if leftover is None:
             self.reset()
+            self._episode += 1
+            self._call = 0
             self._pending_before = bootstrap.new_zeros(0, bootstrap.shape[-1])
             return self._pending_before.unsqueeze(0), bootstrap.unsqueeze(1).expand(1, d, -1)
         if leftover.ndim == 3:
@@ -108,6 +127,7 @@ class RTCPrefixTracker:
             hold = real[-1:] if len(real) else executed[-1:] if len(executed) else bootstrap
             committed = torch.cat([real, hold.expand(d - len(real), -1)])
         self._pending_before = executed
+        self._record["leftover_rows"] = len(real)
         return executed.unsqueeze(0), committed.unsqueeze(0)
 
     def remember(self, returned_chunk: Tensor) -> None:
@@ -116,6 +136,18 @@ class RTCPrefixTracker:
             raise RuntimeError("RTCPrefixTracker.remember() needs a prefix() call first.")
         self._before_chunk = self._pending_before
         self._chunk = returned_chunk[0].detach().clone()
+        if self._log_path:
+            record = {
+                "episode": self._episode,
+                "call": self._call,
+                "time": time.time(),
+                **self._record,
+                "past": len(self._before_chunk),
+                "chunk_rows": len(self._chunk),
+            }
+            with open(self._log_path, "a") as log:
+                log.write(json.dumps(record) + "\n")
+        self._call += 1
 
     def _locate(self, leftover: Tensor) -> int | None:
         """Offset o with leftover = last_chunk[o:] (truncated or zero-padded), or None."""
