@@ -25,7 +25,7 @@ class SO101SimConfig(RobotConfig):
         fps: control rate the physics is stepped at: one `send_action` holds the joint targets for
             1/fps s of simulated time. Give the rollout's `--fps` (the rollout loop keeps the
             wall-clock pace).
-        cameras: comma-separated simulated cameras ("top", "wrist"); empty for none (the
+        sim_cameras: comma-separated simulated cameras ("top", "wrist"); empty for none (the
             low-dimensional profile). CPU rendering takes 70-150 ms per frame.
         camera_height: height in pixels of every simulated camera.
         camera_width: width in pixels of every simulated camera.
@@ -37,7 +37,7 @@ class SO101SimConfig(RobotConfig):
 
     seed: int = 0
     fps: int = 30
-    cameras: str = ""
+    sim_cameras: str = ""  # not "cameras": RobotConfig reserves that name for camera configs
     camera_height: int = 96
     camera_width: int = 128
     idle_reset_s: float = 0.5
@@ -51,7 +51,7 @@ class SO101SimConfig(RobotConfig):
         unknown = [name for name in self.camera_names if name not in SIM_CAMERA_NAMES]
         if unknown:
             raise ValueError(
-                f"--robot.cameras: unknown camera(s) {unknown}; choose from {', '.join(SIM_CAMERA_NAMES)}."
+                f"--robot.sim_cameras: unknown camera(s) {unknown}; choose from {', '.join(SIM_CAMERA_NAMES)}."
             )
         for side in ("camera_height", "camera_width"):
             if not 8 <= getattr(self, side) <= 2048:
@@ -61,4 +61,4 @@ class SO101SimConfig(RobotConfig):
 
     @property
     def camera_names(self) -> list[str]:
-        return [name.strip() for name in self.cameras.split(",") if name.strip()]
+        return [name.strip() for name in self.sim_cameras.split(",") if name.strip()]
