@@ -53,11 +53,13 @@ class ScoreConfig:
     # Replace the result files of an earlier run at the same --output (refused otherwise)
     overwrite: bool = False
 
-    def __post_init__(self):
-        if self.chunk_every < 0:
-            raise ScoreInputError(f"--chunk_every={self.chunk_every} must be >= 0 (0 = no fixed chunk period)")
-        if self.chunk_every and self.chunk_log:
-            raise ScoreInputError("give either --chunk_log or --chunk_every, not both")
+
+def check_options(cfg: ScoreConfig) -> None:
+    # Checked here, not in __post_init__: draccus would bury the message in its own error.
+    if cfg.chunk_every < 0:
+        raise ScoreInputError(f"--chunk_every={cfg.chunk_every} must be >= 0 (0 = no fixed chunk period)")
+    if cfg.chunk_every and cfg.chunk_log:
+        raise ScoreInputError("give either --chunk_log or --chunk_every, not both")
 
 
 def boundaries_from_chunk_log(path: str | Path, fps: float) -> dict[int, list[int]]:
@@ -126,6 +128,7 @@ def score(cfg: ScoreConfig) -> dict:
     """Score every episode; returns {"aggregate", "episodes", "settings"} (and writes files with --output)."""
     from lerobot_policy_act_smooth.evaluation.report_files import refuse_earlier_results, result_paths
 
+    check_options(cfg)
     if cfg.output and not cfg.overwrite:
         refuse_earlier_results(result_paths(cfg.output).values(), ScoreInputError)
     data, success_index = load_recording(cfg)
