@@ -100,3 +100,24 @@ def test_split_step_feeds_state_and_environment_state():
     assert step.observation(dict(already)).keys() == already.keys()
     with pytest.raises(ValueError, match="needs the 6 joint values followed by the 10 environment-state values"):
         step.observation({"observation.state": combined[:, :12]})
+
+
+def test_env_type_for_lerobot_eval_gives_the_policy_keys():
+    from lerobot.envs.configs import EnvConfig
+    from lerobot.envs.utils import preprocess_observation
+
+    from lerobot_policy_act_smooth.sim.lerobot_env import SO101SimEnv
+
+    assert EnvConfig.get_choice_class("so101_sim") is SO101SimEnv
+    envs = SO101SimEnv(episode_length=5).create_envs(n_envs=1)
+    vec = envs["so101_sim"][0]
+    try:
+        obs, _ = vec.reset(seed=[0])
+        assert vec.call("_max_episode_steps")[0] == 5 and vec.call("task_description")[0]
+        batch = preprocess_observation(obs)
+        assert batch["observation.state"].shape == (1, 6) and batch["observation.environment_state"].shape == (1, 10)
+        for step in range(5):
+            obs, reward, terminated, truncated, info = vec.step(obs["agent_pos"])
+        assert truncated[0]  # the episode length reaches the environment
+    finally:
+        vec.close()
