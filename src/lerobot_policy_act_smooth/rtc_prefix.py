@@ -28,9 +28,10 @@ Edge cases:
         the real rows are the leftover without its trailing all-zero padding rows; logged once.
 
 Chunk log: with the environment variable ACTSMOOTH_CHUNK_LOG=<file>, every call appends one JSON
-line {"episode", "call", "time", "inference_delay", "d", "past", "leftover_rows", "chunk_rows"}
-("episode" counts the calls without a leftover, i.e. episode starts; "time" is time.time() when
-the chunk is handed back). `actsmooth-score --chunk_log=<file>` turns it into chunk boundaries.
+line {"episode", "call", "time", "inference_delay", "d", "past", "leftover_rows", "chunk_rows",
+"policy_ms"} ("episode" counts the calls without a leftover, i.e. episode starts; "time" is
+time.time() when the chunk is handed back; "policy_ms" the policy's own share of the call,
+without the engine's pre/post-processing). `actsmooth-score --chunk_log=<file>` turns it into chunk boundaries.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class RTCPrefixTracker:
         self._call = 0
         self._record: dict = {}
         self._requested_delay: int | None = None
+        self._started = 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -91,6 +93,7 @@ class RTCPrefixTracker:
     def prefix(self, leftover: Tensor | None, d: int, bootstrap: Tensor) -> tuple[Tensor, Tensor]:
         """(past [1, k, A], committed [1, d, A]) for the next call; bootstrap [1, A] is a_0's fallback."""
         self._record = {"inference_delay": self._requested_delay, "d": d, "leftover_rows": 0}
+        self._started = time.perf_counter()
         if leftover is None:
             self.reset()
             self._episode += 1
@@ -144,6 +147,7 @@ class RTCPrefixTracker:
                 **self._record,
                 "past": len(self._before_chunk),
                 "chunk_rows": len(self._chunk),
+                "policy_ms": (time.perf_counter() - self._started) * 1000,
             }
             with open(self._log_path, "a") as log:
                 log.write(json.dumps(record) + "\n")

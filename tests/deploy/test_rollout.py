@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lerobot_policy_act_smooth.evaluation.score_cli import ScoreConfig, ScoreDataset, score
 
@@ -90,13 +91,15 @@ def test_rtc_rollout_on_so101_sim_records_and_scores(sim_shaped_checkpoint, tmp_
     assert not np.allclose(first, second)
 
 
-def test_rollout_refuses_a_robot_type_typo_and_writes_nothing(sim_shaped_checkpoint, tmp_path):
+def test_rollout_refuses_a_robot_type_typo_and_writes_nothing(sim_shaped_checkpoint, tmp_path, monkeypatch, capsys):
+    # lerobot-rollout's own entry point, in this process (a subprocess would spend ~15 s importing).
+    from lerobot.scripts.lerobot_rollout import main as lerobot_rollout_main
+
     dataset_root = tmp_path / "rollout"
-    proc = subprocess.run(
-        rollout_command(sim_shaped_checkpoint, dataset_root, robot_type="so101_simm"),
-        capture_output=True, text=True, timeout=120, env=rollout_env(tmp_path),
-    )
-    assert proc.returncode != 0
-    error = [line for line in proc.stderr.splitlines() if "error:" in line]
+    monkeypatch.setattr(sys, "argv", rollout_command(sim_shaped_checkpoint, dataset_root, robot_type="so101_simm"))
+    with pytest.raises(SystemExit) as exit_info:
+        lerobot_rollout_main()
+    assert exit_info.value.code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(error) == 1 and "so101_simm" in error[0] and "'so101_sim'" in error[0]
     assert not dataset_root.exists()

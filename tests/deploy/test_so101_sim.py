@@ -20,17 +20,17 @@ JOINTS = ["shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos", "wrist_flex
 
 
 def test_plugin_import_registers_so101_sim_and_stays_light():
-    # LeRobot's CLIs discover the robot type by importing our distribution; the robot and scene
-    # modules (MuJoCo) load only when the robot is built. (register_third_party_plugins also imports
-    # lerobot_env_so101, which loads MuJoCo itself, so the check is on our modules.)
+    # What LeRobot's register_third_party_plugins does for our distribution: import it by name.
+    # The robot, scene (MuJoCo) and modeling modules must load only when used. (lerobot-rollout
+    # finding the type through the real plugin import is test_rollout's.)
     code = (
         "import sys\n"
+        "import lerobot_policy_act_smooth\n"
         "from lerobot.robots.config import RobotConfig\n"
-        "from lerobot.utils.import_utils import register_third_party_plugins\n"
-        "assert 'so101_sim' not in RobotConfig.get_known_choices()\n"
-        "register_third_party_plugins()\n"
+        "from lerobot.envs.configs import EnvConfig\n"
         "assert 'so101_sim' in RobotConfig.get_known_choices(), RobotConfig.get_known_choices()\n"
-        "heavy = [m for m in ('lerobot_policy_act_smooth.sim.so101_sim', 'lerobot_policy_act_smooth.sim.scene',\n"
+        "assert 'so101_sim' in EnvConfig.get_known_choices(), EnvConfig.get_known_choices()\n"
+        "heavy = [m for m in ('mujoco', 'lerobot_policy_act_smooth.sim.so101_sim', 'lerobot_policy_act_smooth.sim.scene',\n"
         "    'lerobot_policy_act_smooth.modeling_act_smooth') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

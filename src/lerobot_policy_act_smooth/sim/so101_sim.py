@@ -125,7 +125,13 @@ class SO101Sim(Robot):
             raise ValueError(f"so101_sim: action lacks {missing}; it needs the six joint targets {keys} in degrees.")
         target = np.asarray([float(action[key]) for key in keys], dtype=np.float32)
         target = np.clip(target, env.action_space.low, env.action_space.high)
-        env.step(target)
+        if not np.all(np.isfinite(target)):
+            raise ValueError(f"so101_sim: joint targets must be finite, got {target}.")
+        # The scene step, not env.step: env.step would also render every camera for an observation
+        # nobody reads (get_observation renders the one the rollout records).
+        env.scene.step(target)
+        env.steps += 1
+        env.success = env.success or env.scene.is_success()
         self.episodes[-1].update(steps=env.steps, success=bool(env.success))
         self._last_action_time = time.perf_counter()
         return dict(zip(keys, target.tolist(), strict=True))
