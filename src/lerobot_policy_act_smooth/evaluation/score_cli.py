@@ -3,9 +3,10 @@
     actsmooth-score --dataset.root=data/rollout_so101 [--dataset.repo_id=local/rollout_so101] \
         [--chunk_log=chunks.jsonl | --chunk_every=30] [--output=results/rollout]
 
-Per episode: U_v, U_a, mu_v of the recorded `action` column (evaluation/metrics.py), the
-boundary spike at the chunk starts, and success when the recording has a success flag (the
-simulated robot's `success.pos` entry of `observation.state`). Chunk starts come from the
+Per episode: U_v, U_a, mu_v of the recorded `action` column (evaluation/metrics.py) and the
+boundary spike at the chunk starts; the same for the observed joints (`obs_*`: the
+`observation.state` entries named like the actions) when the names allow; success when the
+recording has a success flag (the simulated robot's `success.pos` entry of `observation.state`). Chunk starts come from the
 policy's chunk log (ACTSMOOTH_CHUNK_LOG, written during `lerobot-rollout --inference.type=rtc`)
 or from a fixed period (`--chunk_every`, synchronous inference: the policy's n_action_steps);
 without either, no spike is computed. Prints a table; with --output also writes
@@ -92,7 +93,10 @@ def boundaries_from_chunk_log(path: str | Path, fps: float) -> dict[int, list[in
 
 
 def load_recording(cfg: ScoreConfig):
-    """(DatasetEpisodes, success column index or None), after checking the dataset is scoreable."""
+    """(DatasetEpisodes, success column or None, observed joint columns or None) of a scoreable dataset.
+
+    The observed joints are the `observation.state` entries named like the action's entries
+    (a robot's measured joint positions); None when the names do not allow the match."""
     root = cfg.dataset.root
     if root is None:
         raise ScoreInputError("no dataset given; pass --dataset.root=FOLDER (a LeRobot dataset)")
@@ -112,16 +116,19 @@ def load_recording(cfg: ScoreConfig):
         data = DatasetEpisodes(repo_id, root)
     except Exception as err:  # offline: any failure means the folder is not a loadable dataset
         raise ScoreInputError(f"cannot load dataset {repo_id} (root {root}): {err}") from err
-    names = (features.get("observation.state") or {}).get("names") or []
-    success_index = list(names).index(cfg.success_key) if cfg.success_key in names else None
-    return data, success_index
+    names = list((features.get("observation.state") or {}).get("names") or [])
+    success_index = names.index(cfg.success_key) if cfg.success_key in names else None
+    action_names = list(features["action"].get("names") or [])
+    joints = [names.index(n) for n in action_names] if action_names and set(action_names) <= set(names) else None
+    return data, success_index, joints
 
 
-def episode_success(data, episode: int, index: int) -> bool:
+def episode_states(data, episode: int) -> np.ndarray:
+    """[T, S] observation.state of one episode."""
     record = data.dataset.meta.episodes[int(episode)]
     lo, hi = int(record["dataset_from_index"]), int(record["dataset_to_index"])
     rows = data.dataset.hf_dataset.select_columns(["observation.state"]).with_format("numpy")[lo:hi]
-    return bool(np.any(np.asarray(rows["observation.state"])[:, index] > 0.5))
+    return np.asarray(rows["observation.state"], dtype=np.float64)
 
 
 def score(cfg: ScoreConfig) -> dict:
@@ -131,7 +138,7 @@ def score(cfg: ScoreConfig) -> dict:
     check_options(cfg)
     if cfg.output and not cfg.overwrite:
         refuse_earlier_results(result_paths(cfg.output).values(), ScoreInputError)
-    data, success_index = load_recording(cfg)
+    data, success_index, joints = load_recording(cfg)
     logged = boundaries_from_chunk_log(cfg.chunk_log, data.fps) if cfg.chunk_log else None
     rows = []
     for episode in range(data.num_episodes):
@@ -146,32 +153,40 @@ def score(cfg: ScoreConfig) -> dict:
             boundaries = []
         row = {"episode": episode, "frames": len(actions), "chunks": len(boundaries) + 1}
         row.update(smoothness_metrics(actions, boundaries))
-        if success_index is not None:
-            row["success"] = episode_success(data, episode, success_index)
+        if joints is not None or success_index is not None:
+            states = episode_states(data, episode)
+            if joints is not None:
+                observed = smoothness_metrics(states[:, joints], boundaries)
+                row.update({f"obs_{key}": value for key, value in observed.items()})
+            if success_index is not None:
+                row["success"] = bool(np.any(states[:, success_index] > 0.5))
         rows.append(row)
     settings = {
         "dataset": cfg.dataset.root,
         "fps": data.fps,
         "boundaries": "chunk_log" if logged is not None else f"every {cfg.chunk_every}" if cfg.chunk_every else "none",
         "success": cfg.success_key if success_index is not None else None,
+        "observed_joints": joints is not None,
     }
     agg = aggregate(rows)
     print(format_table(rows, agg))
     if cfg.output:
-        from lerobot_policy_act_smooth.evaluation.report_files import write_metric_files
+        from lerobot_policy_act_smooth.evaluation.report_files import TextLayout, write_metric_files
         from lerobot_policy_act_smooth.provenance import run_metadata
 
         header = ["Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items())]
         write_metric_files(
             cfg.output, rows, f"Smoothness of {cfg.dataset.root}", run_metadata(config=cfg), header,
             extra_json={"settings": settings}, agg=agg,
+            layout=TextLayout(groups=(("Commanded (action)", ""), ("Observed (observation.state joints)", "obs_"))),
         )
         print(f"-> {result_paths(cfg.output)['results']}")
     return {"aggregate": agg, "episodes": rows, "settings": settings}
 
 
 def format_table(rows: list[dict], agg: dict) -> str:
-    columns = ["frames", "chunks", "U_v", "U_a", "mu_v", "spike"] + (["success"] if "success" in rows[0] else [])
+    columns = ["frames", "chunks", "U_v", "U_a", "mu_v", "spike"]
+    columns += [c for c in ("obs_U_a", "obs_spike", "success") if c in rows[0]]
     lines = ["episode " + " ".join(f"{c:>10}" for c in columns)]
     for row in rows:
         lines.append(f"{row['episode']:>7} " + " ".join(f"{float(row[c]):>10.4g}" for c in columns))
