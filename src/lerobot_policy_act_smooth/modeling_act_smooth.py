@@ -405,10 +405,10 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         if inference_delay is None and prev_chunk_left_over is None:
             past, committed = self._own_prefix(batch)
             return self.predict_chunk_normalised(batch, past, committed)
+        if next(iter(self._observation(batch).values())).shape[0] != 1:
+            raise ValueError("act_smooth's RTC path takes a batch of one observation (one robot).")
         d = self._rtc.delay(inference_delay, kwargs.get("fps"))
         past, committed = self._rtc.prefix(prev_chunk_left_over, d, self._bootstrap_action(batch))
-        if committed.shape[0] != next(iter(self._observation(batch).values())).shape[0]:
-            raise ValueError("act_smooth's RTC path takes a batch of one observation (one robot).")
         chunk = torch.cat([committed, self.predict_chunk_normalised(batch, past, committed)], dim=1)
         self._rtc.remember(chunk)
         return chunk

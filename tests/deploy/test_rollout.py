@@ -76,6 +76,7 @@ def test_rtc_rollout_on_so101_sim_records_and_scores(sim_shaped_checkpoint, tmp_
     episodes = result["episodes"]
     assert len(episodes) == 2 and all(e["frames"] >= 30 for e in episodes)
     assert all(e["chunks"] >= 3 and np.isfinite(e["spike"]) and e["U_a"] > 0 for e in episodes)
+    assert all(np.isfinite(e["obs_U_a"]) and np.isfinite(e["obs_spike"]) for e in episodes)  # measured joints
     assert all(e["success"] in (True, False) for e in episodes)  # the robot's flag was recorded
 
     # Each episode got its own cube and target (a new episode after the reset phase).

@@ -193,6 +193,9 @@ def test_bad_rtc_input_is_refused():
         policy.predict_action_chunk(batch, inference_delay=-1, prev_chunk_left_over=None)
     with pytest.raises(ValueError, match=r"prev_chunk_left_over must be \[T, A=6\]"):
         policy.predict_action_chunk(batch, inference_delay=1, prev_chunk_left_over=torch.zeros(4, 5))
+    two_robots = {key: value.expand(2, -1) for key, value in batch.items()}
+    with pytest.raises(ValueError, match="batch of one observation"):
+        policy.predict_action_chunk(two_robots, inference_delay=1, prev_chunk_left_over=None)
 
 
 def test_sync_select_action_path_unchanged_by_rtc_calls():
