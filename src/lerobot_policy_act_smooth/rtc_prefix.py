@@ -1,31 +1,37 @@
 """act_smooth's prefix under LeRobot's real-time chunking engine (`lerobot-rollout --inference.type=rtc`).
 
-The engine (lerobot/rollout/inference/rtc.py) runs the policy in a background thread. Each call
+The engine (lerobot/rollout/inference/rtc.py) runs the policy in a background thread that
+starts a call as soon as the queue holds at most `--inference.queue_threshold` actions, i.e. right
+after the control loop, at tick t, read the observation and sent the action of tick t. Each call
 passes `inference_delay` (ceil of the worst latency so far, in control periods; 0 before the first
-measurement) and `prev_chunk_left_over`: the actions of the last returned chunk that the robot has
-not executed yet, zero-padded or truncated to `--inference.rtc.execution_horizon` rows (None when
-the queue is empty after a reset). When the call returns, the engine drops the first
-`real_delay` rows of the chunk (the control periods the call took) and executes the rest.
+measurement) and `prev_chunk_left_over`: the actions of the last returned chunk not sent yet (the
+first one is for tick t+1), zero-padded or truncated to `--inference.rtc.execution_horizon` rows
+(None when the queue is empty after a reset). When the call returns, the engine drops the first
+`real_delay` = ceil(latency / period) >= 1 rows of the chunk and sends the rest, one per tick: row
+j of the returned chunk is sent at tick t + j. Row 0 is therefore the action of the observation's
+own tick, which was already sent: act_smooth's a_0.
 
 Mapping onto act_smooth's prefix (normalised action space, batch of one):
 
     d         = min(max(inference_delay, 1), D)     (a_0 is always committed; d > D is logged once)
-    committed = the first d real leftover rows      (the actions executed while the policy runs)
-    past      = the last K actions executed before leftover[0], recovered from the chunks this
-                policy returned (the leftover is located in the last chunk by exact match)
+    a_0       = the last action sent before the leftover (found in the chunks this policy returned:
+                the leftover is located in the last chunk by exact match)
+    committed = [a_0, the first d - 1 leftover rows] (the actions of ticks t .. t+d-1, sent while
+                the policy runs)
+    past      = the K actions sent before a_0
     returned  = [committed, predict_chunk_normalised(batch, past, committed)]   [1, d + C, A]
 
-so row j of the returned chunk is the action for the j-th control period after the observation,
-and the engine's "drop the first real_delay rows" leaves exactly the actions that continue the
+so the engine's "drop the first real_delay rows" leaves exactly the predicted continuation of the
 prefix when real_delay = d.
 
 Edge cases:
-    leftover None (episode start, after reset): no past; a_0 = the caller's bootstrap action.
-    fewer than d real leftover rows: the missing committed actions repeat the last real one
-        (a position-controlled servo holds its last target when the queue runs dry); with no real
-        row at all, the last executed action is held, or the bootstrap action if there is none.
+    leftover None (episode start, after reset): nothing was sent; no past, a_0 = the caller's
+        bootstrap action (the current joint state as an action: the arm holds).
+    fewer than d - 1 real leftover rows: the missing committed actions repeat the last real one (a
+        position-controlled servo holds its last target when the queue runs dry), or a_0.
     leftover not found in the last chunk (another caller's queue, a re-anchored prefix): no past,
-        the real rows are the leftover without its trailing all-zero padding rows; logged once.
+        a_0 = the bootstrap action, the real rows are the leftover without its trailing all-zero
+        padding rows; logged once.
 
 Chunk log: with the environment variable ACTSMOOTH_CHUNK_LOG=<file>, every call appends one JSON
 line {"episode", "call", "time", "inference_delay", "d", "past", "leftover_rows", "chunk_rows",
@@ -68,6 +74,8 @@ class RTCPrefixTracker:
         self._chunk: Tensor | None = None  # [T, A], the last chunk returned
         self._before_chunk: Tensor | None = None  # [<=K, A], executed before the chunk's first row
         self._pending_before: Tensor | None = None  # the same for the chunk being predicted
+        # first row of the chunk that was sent: 1 when row 0 is the bootstrap action (the arm held still)
+        self._first_sent_row = self._pending_first_sent_row = 0
 
     def delay(self, inference_delay: int | None, fps: float | None = None) -> int:
         """The committed length d for the engine's inference_delay."""
@@ -99,6 +107,7 @@ class RTCPrefixTracker:
             self._episode += 1
             self._call = 0
             self._pending_before = bootstrap.new_zeros(0, bootstrap.shape[-1])
+            self._pending_first_sent_row = 1
             return self._pending_before.unsqueeze(0), bootstrap.unsqueeze(1).expand(1, d, -1)
         if leftover.ndim == 3:
             if leftover.shape[0] != 1:
@@ -117,27 +126,28 @@ class RTCPrefixTracker:
                     "act_smooth: prev_chunk_left_over is not the tail of the last chunk this policy "
                     "returned; conditioning on the leftover only (no executed past).",
                 )
-            executed = leftover[:0]
+            sent = leftover[:0]
             nonzero = (leftover != 0).any(dim=-1).nonzero()
             real = leftover[: int(nonzero[-1]) + 1] if len(nonzero) else leftover[:0]
         else:
-            history = torch.cat([self._before_chunk, self._chunk[:offset]])
-            executed = history[len(history) - min(self.past_length, len(history)) :]
+            sent = torch.cat([self._before_chunk, self._chunk[self._first_sent_row : max(offset, self._first_sent_row)]])
             real = leftover[: min(len(leftover), len(self._chunk) - offset)]
-        if len(real) >= d:
-            committed = real[:d]
-        else:
-            hold = real[-1:] if len(real) else executed[-1:] if len(executed) else bootstrap
-            committed = torch.cat([real, hold.expand(d - len(real), -1)])
-        self._pending_before = executed
+        a0 = sent[-1:] if len(sent) else bootstrap
+        self._pending_first_sent_row = 0 if len(sent) else 1
+        past = sent[:-1][max(len(sent) - 1 - self.past_length, 0) :]
+        committed = torch.cat([a0, real[: d - 1]])
+        if len(committed) < d:
+            committed = torch.cat([committed, committed[-1:].expand(d - len(committed), -1)])
+        self._pending_before = past
         self._record["leftover_rows"] = len(real)
-        return executed.unsqueeze(0), committed.unsqueeze(0)
+        return past.unsqueeze(0), committed.unsqueeze(0)
 
     def remember(self, returned_chunk: Tensor) -> None:
         """Record the chunk [1, d + C, A] handed to the engine (after `prefix`)."""
         if self._pending_before is None:
             raise RuntimeError("RTCPrefixTracker.remember() needs a prefix() call first.")
         self._before_chunk = self._pending_before
+        self._first_sent_row = self._pending_first_sent_row
         self._chunk = returned_chunk[0].detach().clone()
         if self._log_path:
             record = {

@@ -32,7 +32,11 @@ def observation(seed: int) -> dict[str, torch.Tensor]:
 
 
 class Engine:
-    """The part of LeRobot's RTC loop that touches the policy: leftover -> call -> merge -> pop."""
+    """The part of LeRobot's RTC loop that touches the policy: leftover -> call -> merge -> pop.
+
+    Timing as in lerobot-rollout: the call starts right after the control loop sent the action of
+    the observation's tick (the last `pop` before `infer`); a call of real_delay periods lets the
+    loop send real_delay - 1 more actions before the merge drops real_delay rows."""
 
     def __init__(self, policy, horizon: int = HORIZON):
         self.policy = policy
@@ -45,10 +49,9 @@ class Engine:
         if leftover is not None:
             leftover = _normalize_prev_actions_length(leftover, target_steps=self.horizon)
         chunk = self.policy.predict_action_chunk(batch, inference_delay=delay, prev_chunk_left_over=leftover)
-        # While the policy ran, the robot executed real_delay leftover actions.
-        real_delay = delay if real_delay is None else real_delay
+        real_delay = max(delay, 1) if real_delay is None else real_delay
         before = self.queue.get_action_index()
-        self.pop(real_delay)
+        self.pop(real_delay - 1)
         self.queue.merge(chunk[0], chunk[0].clone(), real_delay, before)
         return leftover, chunk
 
@@ -86,20 +89,25 @@ def test_chunks_equal_predict_chunk_normalised_on_the_documented_prefix(relative
     torch.testing.assert_close(chunk[:, :1], a0, atol=TOL, rtol=0)
     torch.testing.assert_close(chunk[:, 1:], expected_tail(policy, batch, [], a0), atol=TOL, rtol=0)
 
-    # Later calls: committed = first d leftover rows, past = the last K actions the robot executed,
-    # including those of earlier chunks.
-    for step, (delay, executed_between) in enumerate([(2, 3), (1, 2), (2, 1), (2, 4)]):
-        engine.pop(executed_between)
+    # Later calls: a_0 = the last action sent, committed = a_0 + the first d - 1 leftover rows,
+    # past = the K actions sent before a_0, reaching back into earlier chunks.
+    for step, (delay, sent_between) in enumerate([(2, 3), (1, 2), (2, 1), (2, 4), (1, 1)]):
+        engine.pop(sent_between)
         batch = observation(step + 1)
         left = engine.queue.get_left_over()
-        past = engine.executed[-K:]
+        a0, past = engine.executed[-1], engine.executed[-K - 1 : -1]
         leftover, chunk = engine.infer(batch, delay=delay)
         d = min(max(delay, 1), D)
+        committed = torch.cat([a0.unsqueeze(0), left[: d - 1]]).unsqueeze(0)
         assert chunk.shape == (1, d + C, 6)
-        torch.testing.assert_close(chunk[0, :d], left[:d], atol=0, rtol=0)
-        torch.testing.assert_close(chunk[:, d:], expected_tail(policy, batch, past, left[:d].unsqueeze(0)), atol=TOL, rtol=0)
+        torch.testing.assert_close(chunk[:, :d], committed, atol=0, rtol=0)
+        torch.testing.assert_close(chunk[:, d:], expected_tail(policy, batch, past, committed), atol=TOL, rtol=0)
     # After the merge the queue holds exactly the predicted continuation.
     torch.testing.assert_close(engine.queue.get_left_over(), chunk[0, d:], atol=0, rtol=0)
+    # What the robot was sent is a_0 of each call followed by the prefix's continuation: the
+    # actions sent after a call start with its committed rows 1.. and then its predicted rows.
+    engine.pop(3)
+    torch.testing.assert_close(torch.stack(engine.executed[-3:]), chunk[0, d : d + 3], atol=0, rtol=0)
 
 
 def test_delay_zero_still_commits_a0():
@@ -107,10 +115,9 @@ def test_delay_zero_still_commits_a0():
     engine = Engine(policy)
     engine.infer(observation(0), delay=0)
     engine.pop(2)
-    left = engine.queue.get_left_over()
     _, chunk = engine.infer(observation(1), delay=0)
     assert chunk.shape[1] == 1 + 8
-    torch.testing.assert_close(chunk[0, :1], left[:1], atol=0, rtol=0)
+    torch.testing.assert_close(chunk[0, 0], engine.executed[-1], atol=0, rtol=0)
 
 
 def test_delay_beyond_D_uses_D_and_logs_once(caplog):
@@ -123,39 +130,34 @@ def test_delay_beyond_D_uses_D_and_logs_once(caplog):
         _, chunk = engine.infer(observation(1), delay=5, real_delay=2)
         engine.infer(observation(2), delay=7, real_delay=2)
     assert chunk.shape[1] == 2 + 8  # d = D = 2
-    torch.testing.assert_close(chunk[0, :2], left[:2], atol=0, rtol=0)
+    torch.testing.assert_close(chunk[0, 1], left[0], atol=0, rtol=0)
     messages = [r.getMessage() for r in caplog.records if "exceeds D=2" in r.getMessage()]
     assert len(messages) == 1 and "66.7 ms at 30 fps" in messages[0]
 
 
-def test_leftover_shorter_than_d_holds_the_last_action():
+def test_episode_start_holds_the_bootstrap_action():
     policy = tiny_policy()
-    engine = Engine(policy)
-    engine.infer(observation(0), delay=0)
-    engine.pop(8)  # 9 queued -> 1 left
-    left = engine.queue.get_left_over()
-    assert len(left) == 1
-    batch = observation(1)
-    past = engine.executed[-4:]
-    _, chunk = engine.infer(batch, delay=2)
-    committed = torch.cat([left, left]).unsqueeze(0)
+    batch = observation(0)
+    chunk = policy.predict_action_chunk(batch, inference_delay=2, prev_chunk_left_over=None)
+    a0 = policy._bootstrap_action(batch).unsqueeze(1)
+    committed = torch.cat([a0, a0], dim=1)
     torch.testing.assert_close(chunk[:, :2], committed, atol=0, rtol=0)
-    torch.testing.assert_close(chunk[:, 2:], expected_tail(policy, batch, past, committed), atol=TOL, rtol=0)
+    torch.testing.assert_close(chunk[:, 2:], expected_tail(policy, batch, [], committed), atol=TOL, rtol=0)
 
 
-def test_queue_ran_dry_holds_the_last_executed_action():
+def test_queue_ran_dry_holds_the_last_sent_action():
     policy = tiny_policy()
     engine = Engine(policy)
     engine.infer(observation(0), delay=0)
     engine.pop(20)  # more than queued: the queue runs dry, the servo holds the last target
     assert engine.queue.qsize() == 0
     batch = observation(1)
-    past = engine.executed[-4:]
-    leftover, chunk = engine.infer(batch, delay=1)
+    a0, past = engine.executed[-1], engine.executed[-5:-1]
+    leftover, chunk = engine.infer(batch, delay=2)
     assert not leftover.any()  # the engine pads the empty leftover with zeros
-    committed = past[-1].reshape(1, 1, 6)
-    torch.testing.assert_close(chunk[:, :1], committed, atol=0, rtol=0)
-    torch.testing.assert_close(chunk[:, 1:], expected_tail(policy, batch, past, committed), atol=TOL, rtol=0)
+    committed = a0.reshape(1, 1, 6).expand(1, 2, 6)
+    torch.testing.assert_close(chunk[:, :2], committed, atol=0, rtol=0)
+    torch.testing.assert_close(chunk[:, 2:], expected_tail(policy, batch, past, committed), atol=TOL, rtol=0)
 
 
 def test_reset_forgets_the_past():
@@ -171,19 +173,17 @@ def test_reset_forgets_the_past():
     torch.testing.assert_close(chunk[:, 1:], expected_tail(policy, batch, [], a0), atol=TOL, rtol=0)
 
 
-def test_unknown_leftover_is_used_without_past(caplog):
+def test_unknown_leftover_is_used_without_past():
     policy = tiny_policy()
     policy.reset()
     g = torch.Generator().manual_seed(3)
     leftover = torch.zeros(HORIZON, 6)
     leftover[:3] = torch.randn(3, 6, generator=g)
     batch = observation(0)
+    a0 = policy._bootstrap_action(batch)
     chunk = policy.predict_action_chunk(batch, inference_delay=2, prev_chunk_left_over=leftover)
-    committed = leftover[:2].unsqueeze(0)
+    committed = torch.cat([a0, leftover[:1]]).unsqueeze(0)
     torch.testing.assert_close(chunk[:, 2:], expected_tail(policy, batch, [], committed), atol=TOL, rtol=0)
-    # A leftover with fewer real rows than d: the last real row is held.
-    chunk = policy.predict_action_chunk(batch, inference_delay=2, prev_chunk_left_over=leftover[[0] + [5] * 9])
-    torch.testing.assert_close(chunk[0, :2], leftover[[0, 0]], atol=0, rtol=0)
 
 
 def test_bad_rtc_input_is_refused():
