@@ -130,7 +130,8 @@ class RTCPrefixTracker:
             nonzero = (leftover != 0).any(dim=-1).nonzero()
             real = leftover[: int(nonzero[-1]) + 1] if len(nonzero) else leftover[:0]
         else:
-            sent = torch.cat([self._before_chunk, self._chunk[self._first_sent_row : max(offset, self._first_sent_row)]])
+            first = self._first_sent_row
+            sent = torch.cat([self._before_chunk, self._chunk[first : max(offset, first)]])
             real = leftover[: min(len(leftover), len(self._chunk) - offset)]
         a0 = sent[-1:] if len(sent) else bootstrap
         self._pending_first_sent_row = 0 if len(sent) else 1
