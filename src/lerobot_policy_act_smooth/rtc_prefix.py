@@ -34,10 +34,13 @@ Edge cases:
         padding rows; logged once.
 
 Chunk log: with the environment variable ACTSMOOTH_CHUNK_LOG=<file>, every call appends one JSON
-line {"episode", "call", "time", "inference_delay", "d", "past", "leftover_rows", "chunk_rows",
-"policy_ms"} ("episode" counts the calls without a leftover, i.e. episode starts; "time" is
-time.time() when the chunk is handed back; "policy_ms" the policy's own share of the call,
-without the engine's pre/post-processing). `actsmooth-score --chunk_log=<file>` turns it into chunk boundaries.
+line {"episode", "call", "frame", "time", "inference_delay", "d", "past", "leftover_rows",
+"chunk_rows", "policy_ms"}: "episode" counts the calls without a leftover (episode starts);
+"frame" is the 0-based frame of the episode's recording where the chunk's predicted actions start
+(the rollout records one frame per action sent, and the leftovers tell exactly how many were
+sent; null when the leftover was not this policy's); "time" is time.time() when the chunk is
+handed back; "policy_ms" the policy's own share of the call, without the engine's pre/post-
+processing. `actsmooth-score --chunk_log=<file>` reads the chunk boundaries from it.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class RTCPrefixTracker:
         self._log_path = os.environ.get(CHUNK_LOG_ENV) or None
         self._episode = -1
         self._call = 0
+        self._sent_in_episode: int | None = 0  # actions sent this episode up to a_0 (None: unknown)
         self._record: dict = {}
         self._requested_delay: int | None = None
         self._started = 0.0
@@ -106,8 +110,10 @@ class RTCPrefixTracker:
             self.reset()
             self._episode += 1
             self._call = 0
+            self._sent_in_episode = 0
             self._pending_before = bootstrap.new_zeros(0, bootstrap.shape[-1])
             self._pending_first_sent_row = 1
+            self._record["frame"] = d - 1
             return self._pending_before.unsqueeze(0), bootstrap.unsqueeze(1).expand(1, d, -1)
         if leftover.ndim == 3:
             if leftover.shape[0] != 1:
@@ -127,11 +133,16 @@ class RTCPrefixTracker:
                     "returned; conditioning on the leftover only (no executed past).",
                 )
             sent = leftover[:0]
+            self._sent_in_episode = None
             nonzero = (leftover != 0).any(dim=-1).nonzero()
             real = leftover[: int(nonzero[-1]) + 1] if len(nonzero) else leftover[:0]
         else:
             first = self._first_sent_row
             sent = torch.cat([self._before_chunk, self._chunk[first : max(offset, first)]])
+            # Rows 1 .. offset-1 of the last chunk were sent since its a_0 (row 0, counted then or
+            # never sent), whichever of them the engine dropped: the leftover and the chunk agree.
+            if self._sent_in_episode is not None:
+                self._sent_in_episode += max(offset - 1, 0)
             real = leftover[: min(len(leftover), len(self._chunk) - offset)]
         a0 = sent[-1:] if len(sent) else bootstrap
         self._pending_first_sent_row = 0 if len(sent) else 1
@@ -141,6 +152,10 @@ class RTCPrefixTracker:
             committed = torch.cat([committed, committed[-1:].expand(d - len(committed), -1)])
         self._pending_before = past
         self._record["leftover_rows"] = len(real)
+        # Frame (0-based, in the recording) where this chunk's predicted actions start: a_0 is the
+        # frame of the last sent action, and the engine sends row d next when real_delay = d.
+        sent_count = self._sent_in_episode
+        self._record["frame"] = None if sent_count is None else sent_count - 1 + d
         return past.unsqueeze(0), committed.unsqueeze(0)
 
     def remember(self, returned_chunk: Tensor) -> None:

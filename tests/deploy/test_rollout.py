@@ -71,6 +71,9 @@ def test_rtc_rollout_on_so101_sim_records_and_scores(sim_shaped_checkpoint, tmp_
     continued = [r for r in records if r["call"] > 0]
     assert continued and all(r["leftover_rows"] >= r["d"] for r in continued)
     assert any(r["past"] == 4 for r in continued)  # the executed past was recovered from the leftover
+    for episode in (0, 1):
+        frames = [r["frame"] for r in records if r["episode"] == episode]
+        assert frames == sorted(set(frames))  # one chunk start per frame, in order
 
     result = score(ScoreConfig(dataset=ScoreDataset(root=str(dataset_root)), chunk_log=str(chunk_log)))
     episodes = result["episodes"]

@@ -5,6 +5,7 @@ The queue, its leftover and the engine's pad/truncate helper are LeRobot's (what
 queue's processed actions equal the policy's normalised ones.
 """
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ class Engine:
         self.queue = ActionQueue(RTCConfig(execution_horizon=horizon))
         self.horizon = horizon
         self.executed: list[torch.Tensor] = []
+        self.merge_frames: list[int] = []  # frame (index in `executed`) of the first action after each merge
 
     def infer(self, batch, delay: int, real_delay: int | None = None):
         leftover = self.queue.get_left_over()
@@ -53,6 +55,7 @@ class Engine:
         before = self.queue.get_action_index()
         self.pop(real_delay - 1)
         self.queue.merge(chunk[0], chunk[0].clone(), real_delay, before)
+        self.merge_frames.append(len(self.executed))
         return leftover, chunk
 
     def pop(self, n: int):
@@ -75,7 +78,8 @@ def test_declares_rtc_as_lerobot_checks_it():
 
 
 @pytest.mark.parametrize("relative", [False, True])
-def test_chunks_equal_predict_chunk_normalised_on_the_documented_prefix(relative):
+def test_chunks_equal_predict_chunk_normalised_on_the_documented_prefix(relative, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTSMOOTH_CHUNK_LOG", str(tmp_path / "chunks.jsonl"))
     policy = tiny_policy(use_action_relative=relative)
     policy.reset()
     engine = Engine(policy)
@@ -108,6 +112,10 @@ def test_chunks_equal_predict_chunk_normalised_on_the_documented_prefix(relative
     # actions sent after a call start with its committed rows 1.. and then its predicted rows.
     engine.pop(3)
     torch.testing.assert_close(torch.stack(engine.executed[-3:]), chunk[0, d : d + 3], atol=0, rtol=0)
+    # The chunk log places every chunk's predicted actions at the frame where they were sent.
+    records = [json.loads(line) for line in (tmp_path / "chunks.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in records] == engine.merge_frames
+    assert [r["d"] for r in records] == [1, 2, 1, 2, 2, 1]
 
 
 def test_delay_zero_still_commits_a0():

@@ -40,14 +40,13 @@ def test_scores_every_episode_with_fixed_chunk_period(tiny_dataset_root, tmp_pat
 
 def test_boundaries_from_chunk_log(tmp_path):
     log = tmp_path / "chunks.jsonl"
-    t0 = 1000.0
-    lines = [{"episode": 0, "time": t0 + s} for s in (0.0, 0.101, 0.230, 0.370)]
-    lines += [{"episode": 1, "time": t0 + 5 + s} for s in (0.0, 0.2)]
+    lines = [{"episode": 0, "call": c, "frame": f} for c, f in enumerate([0, 29, 58, 87])]
+    lines += [{"episode": 1, "call": 0, "frame": 1}, {"episode": 1, "call": 1, "frame": None}, {"episode": 1, "call": 2, "frame": 60}]
     log.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    assert boundaries_from_chunk_log(log, fps=30) == {0: [4, 7, 12], 1: [6]}
+    assert boundaries_from_chunk_log(log) == {0: [29, 58, 87], 1: [60]}
     log.write_text("not json\n")
     with pytest.raises(ScoreInputError, match="line 1 is not a chunk record"):
-        boundaries_from_chunk_log(log, fps=30)
+        boundaries_from_chunk_log(log)
 
 
 def test_dataset_without_actions_is_refused_with_one_line(tmp_path, capsys):

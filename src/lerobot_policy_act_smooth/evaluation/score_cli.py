@@ -17,7 +17,6 @@ unless --overwrite=true).
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,14 +62,13 @@ def check_options(cfg: ScoreConfig) -> None:
         raise ScoreInputError("give either --chunk_log or --chunk_every, not both")
 
 
-def boundaries_from_chunk_log(path: str | Path, fps: float) -> dict[int, list[int]]:
-    """Episode -> frames where a chunk after the first starts, from the policy's chunk log.
+def boundaries_from_chunk_log(path: str | Path) -> dict[int, list[int]]:
+    """Episode -> frames where a chunk after the episode's first starts, from the policy's chunk log.
 
-    The engine executes a chunk from the first control tick after the call returns, and the
-    recording starts with the first chunk, so chunk i starts about ceil((t_i - t_0) * fps)
-    frames into the episode (within one frame: the ticks' phase is not logged).
+    Each record's "frame" is the recording frame where that chunk's predicted actions start
+    (rtc_prefix: one recorded frame per action sent); records without one are skipped.
     """
-    times: dict[int, list[float]] = {}
+    frames: dict[int, set[int]] = {}
     try:
         lines = Path(path).read_text().splitlines()
     except OSError as err:
@@ -80,16 +78,16 @@ def boundaries_from_chunk_log(path: str | Path, fps: float) -> dict[int, list[in
             continue
         try:
             record = json.loads(line)
-            times.setdefault(int(record["episode"]), []).append(float(record["time"]))
+            episode, call, frame = int(record["episode"]), int(record["call"]), record["frame"]
         except (ValueError, KeyError, TypeError):
             raise ScoreInputError(
-                f"--chunk_log={path} line {number} is not a chunk record (JSON with episode and time); "
+                f"--chunk_log={path} line {number} is not a chunk record (JSON with episode, call and frame); "
                 "pass the file named by ACTSMOOTH_CHUNK_LOG during the rollout"
             ) from None
-    return {
-        episode: sorted({math.ceil((t - stamps[0]) * fps - 1e-9) for t in stamps[1:]})
-        for episode, stamps in times.items()
-    }
+        frames.setdefault(episode, set())
+        if call > 0 and frame is not None:
+            frames[episode].add(int(frame))
+    return {episode: sorted(found) for episode, found in frames.items()}
 
 
 def load_recording(cfg: ScoreConfig):
@@ -139,7 +137,7 @@ def score(cfg: ScoreConfig) -> dict:
     if cfg.output and not cfg.overwrite:
         refuse_earlier_results(result_paths(cfg.output).values(), ScoreInputError)
     data, success_index, joints = load_recording(cfg)
-    logged = boundaries_from_chunk_log(cfg.chunk_log, data.fps) if cfg.chunk_log else None
+    logged = boundaries_from_chunk_log(cfg.chunk_log) if cfg.chunk_log else None
     rows = []
     for episode in range(data.num_episodes):
         actions = data.actions(episode)
