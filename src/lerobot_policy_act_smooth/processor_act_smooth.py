@@ -1,6 +1,11 @@
 """Pre/post-processing pipelines of act_smooth, built from LeRobot's public processor steps."""
 
+import json
+import re
+import shutil
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,6 +16,8 @@ from lerobot.processor.factory import make_default_policy_processor_steps, make_
 from lerobot.utils.constants import OBS_ENV_STATE, OBS_STATE
 
 from .configuration_act_smooth import ACTSmoothConfig
+
+PREPROCESSOR_FILE = "policy_preprocessor.json"
 
 
 @dataclass
@@ -88,3 +95,66 @@ def make_act_smooth_pre_post_processors(
         input_steps=[*input_steps, steps.normalize],
         output_steps=[steps.unnormalize, steps.to_cpu],
     )
+
+
+def add_environment_split(checkpoint: str | Path, output: str | Path) -> Path:
+    """Copy an act_smooth `pretrained_model` folder whose preprocessor predates
+    `SplitEnvironmentStateStep` to `output`, with the step inserted before the normaliser (so the
+    simulated robot's combined state reaches the policy through `lerobot-rollout`).
+
+    Nothing is written unless the copy is complete (built in a sibling folder, then renamed);
+    `output` must not exist. Raises ValueError naming the problem.
+    """
+    src, dst = Path(checkpoint), Path(output)
+    if dst.exists():
+        raise ValueError(f"{dst} exists; choose a new output folder (the checkpoint is copied there)")
+    try:
+        config = json.loads((src / "config.json").read_text())
+        pipeline = json.loads((src / PREPROCESSOR_FILE).read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{src} is not a pretrained_model folder with config.json and {PREPROCESSOR_FILE}: {err}") from None
+    features = config.get("input_features") or {}
+    if config.get("type") != "act_smooth" or OBS_ENV_STATE not in features:
+        raise ValueError(f"{src} is not an act_smooth policy with an {OBS_ENV_STATE} input; it needs no split step")
+    steps = pipeline["steps"]
+    split_class = f"{SplitEnvironmentStateStep.__module__}.{SplitEnvironmentStateStep.__name__}"
+    if any(step.get("class") == split_class for step in steps):
+        raise ValueError(f"{src} already has the split step; use it as it is")
+    at = next((i for i, step in enumerate(steps) if step.get("registry_name") == "normalizer_processor"), None)
+    if at is None:
+        raise ValueError(f"{src}/{PREPROCESSOR_FILE} has no normalizer_processor step to insert the split before")
+    state_dim = features.get(OBS_STATE, {}).get("shape", [0])[0]
+    steps.insert(at, {"class": split_class, "config": {"state_dim": state_dim, "env_dim": features[OBS_ENV_STATE]["shape"][0]}})
+
+    staging = dst.with_name(f".{dst.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(src, staging)
+    for index in range(len(steps) - 1, at, -1):  # later steps move up by one: rename their state files
+        old = steps[index].get("state_file")
+        if old:
+            new = re.sub(r"_step_\d+_", f"_step_{index}_", old, count=1)
+            (staging / old).rename(staging / new)
+            steps[index]["state_file"] = new
+    (staging / PREPROCESSOR_FILE).write_text(json.dumps(pipeline, indent=2))
+    staging.rename(dst)
+    return dst
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m lerobot_policy_act_smooth.processor_act_smooth CHECKPOINT OUTPUT (see add_environment_split)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=add_environment_split.__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="pretrained_model folder written by lerobot-train")
+    parser.add_argument("output", help="new folder for the copy with the split step")
+    args = parser.parse_args(argv)
+    try:
+        print(add_environment_split(args.checkpoint, args.output))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -121,3 +121,31 @@ def test_env_type_for_lerobot_eval_gives_the_policy_keys():
         assert truncated[0]  # the episode length reaches the environment
     finally:
         vec.close()
+
+
+def test_add_environment_split_to_an_older_checkpoint(sim_shaped_checkpoint, tmp_path):
+    import json
+    import shutil
+
+    from lerobot.processor import PolicyProcessorPipeline
+
+    from lerobot_policy_act_smooth.processor_act_smooth import PREPROCESSOR_FILE, add_environment_split, main
+
+    # An older checkpoint: the same folder without the split step (normaliser back at step 3).
+    old = tmp_path / "old"
+    shutil.copytree(sim_shaped_checkpoint, old)
+    pipeline = json.loads((old / PREPROCESSOR_FILE).read_text())
+    pipeline["steps"] = [s for s in pipeline["steps"] if "SplitEnvironmentStateStep" not in s.get("class", "")]
+    state_file = pipeline["steps"][3]["state_file"]
+    pipeline["steps"][3]["state_file"] = state_file.replace("_step_4_", "_step_3_")
+    (old / state_file).rename(old / pipeline["steps"][3]["state_file"])
+    (old / PREPROCESSOR_FILE).write_text(json.dumps(pipeline))
+
+    new = add_environment_split(old, tmp_path / "new")
+    assert json.loads((new / PREPROCESSOR_FILE).read_text()) == json.loads((sim_shaped_checkpoint / PREPROCESSOR_FILE).read_text())
+    pre = PolicyProcessorPipeline.from_pretrained(new, config_filename=PREPROCESSOR_FILE)
+    out = pre({"observation.state": torch.zeros(1, 17)})
+    assert out["observation.state"].shape == (1, 6) and out["observation.environment_state"].shape == (1, 10)
+    # Refused with one line: an existing output, a checkpoint that already has the step.
+    assert main([str(old), str(new)]) == 2
+    assert main([str(new), str(tmp_path / "again")]) == 2 and not (tmp_path / "again").exists()
