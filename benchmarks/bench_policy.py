@@ -4,8 +4,16 @@ Both policies get identical sizes (dim_model, layers, chunk, cameras, batch); me
 are interleaved so that background load hits both alike. Prints a table; --output also writes the
 figures (JSON, atomically) with a run.json next to them.
 
+--methods adds act_smooth variants with one training-only smoothing method each (docs/policy.md),
+timed in the same interleaved loop and reported against plain act_smooth:
+sampled (train_delays=sampled), dct / bspline (chunk_basis, --basis-size coefficients),
+perturb (p_prefix_perturb=--p), own (p_prefix_own=--p).
+
     .venv/bin/python benchmarks/bench_policy.py                # both configs
     .venv/bin/python benchmarks/bench_policy.py --configs lowdim --steps 5
+    .venv/bin/python benchmarks/bench_policy.py --configs lowdim --dim-model 64 --n-heads 4 \
+        --dim-feedforward 256 --n-encoder-layers 2 --batch-size 16 --threads 1 --steps 40 \
+        --methods sampled dct bspline perturb own      # the low-dimensional CPU profile
 """
 
 from __future__ import annotations
@@ -25,6 +33,18 @@ from lerobot_policy_act_smooth.configuration_act_smooth import ACTSmoothConfig
 from lerobot_policy_act_smooth.modeling_act_smooth import ACTSmoothPolicy
 
 ACTION_DIM = 6
+METHODS = ("sampled", "dct", "bspline", "perturb", "own")
+
+
+def method_overrides(method: str, args) -> dict:
+    """act_smooth config fields that switch on one smoothing method."""
+    return {
+        "sampled": {"train_delays": "sampled"},
+        "dct": {"chunk_basis": "dct", "chunk_basis_size": args.basis_size},
+        "bspline": {"chunk_basis": "bspline", "chunk_basis_size": args.basis_size},
+        "perturb": {"p_prefix_perturb": args.p},
+        "own": {"p_prefix_own": args.p},
+    }[method]
 
 
 def features(config_name: str) -> dict[str, PolicyFeature]:
@@ -37,16 +57,16 @@ def features(config_name: str) -> dict[str, PolicyFeature]:
     return inputs
 
 
-def make_policies(config_name: str, args) -> tuple[torch.nn.Module, torch.nn.Module]:
+def make_policies(config_name: str, args) -> dict[str, torch.nn.Module]:
     common = dict(
         device="cpu",
         chunk_size=args.chunk_size,
         n_action_steps=args.chunk_size,
         dim_model=args.dim_model,
         dim_feedforward=args.dim_feedforward,
-        n_heads=8,
-        n_encoder_layers=4,
-        n_decoder_layers=1,
+        n_heads=args.n_heads,
+        n_encoder_layers=args.n_encoder_layers,
+        n_decoder_layers=args.n_decoder_layers,
         use_vae=False,
         dropout=0.1,
         pretrained_backbone_weights=None,
@@ -54,16 +74,20 @@ def make_policies(config_name: str, args) -> tuple[torch.nn.Module, torch.nn.Mod
         output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(ACTION_DIM,))},
     )
     torch.manual_seed(0)
-    act = ACTPolicy(ACTConfig(**common))
-    torch.manual_seed(0)
-    smooth = ACTSmoothPolicy(ACTSmoothConfig(length_prefix_past=4, length_prefix_future=2, **common))
-    return act, smooth
+    policies = {"act": ACTPolicy(ACTConfig(**common))}
+    for name in ["act_smooth", *args.methods]:
+        overrides = {} if name == "act_smooth" else method_overrides(name, args)
+        torch.manual_seed(0)
+        config = ACTSmoothConfig(length_prefix_past=4, length_prefix_future=2, **common, **overrides)
+        policies[name] = ACTSmoothPolicy(config)
+    return policies
 
 
 def make_batch(policy, batch_size: int) -> dict[str, torch.Tensor]:
     cfg = policy.config
     window = len(cfg.action_delta_indices)
-    batch = {key: torch.randn(batch_size, *ft.shape) for key, ft in cfg.input_features.items()}
+    frames = () if cfg.observation_delta_indices is None else (len(cfg.observation_delta_indices),)
+    batch = {key: torch.randn(batch_size, *frames, *ft.shape) for key, ft in cfg.input_features.items()}
     batch["action"] = torch.randn(batch_size, window, ACTION_DIM)
     batch["action_is_pad"] = torch.zeros(batch_size, window, dtype=torch.bool)
     return batch
@@ -88,8 +112,7 @@ def infer(policy, obs) -> float:
 
 
 def bench(config_name: str, args) -> dict:
-    act, smooth = make_policies(config_name, args)
-    policies = {"act": act, "act_smooth": smooth}
+    policies = make_policies(config_name, args)
     batches = {name: make_batch(p, args.batch_size) for name, p in policies.items()}
     optimizers = {name: torch.optim.AdamW(p.get_optim_params(), lr=1e-5) for name, p in policies.items()}
     step_times = {name: [] for name in policies}
@@ -100,7 +123,7 @@ def bench(config_name: str, args) -> dict:
                 step_times[name].append(elapsed)
         print(f"  [{config_name}] train step {i + 1}/{args.warmup + args.steps}", flush=True)
 
-    obs = {k: v[:1] for k, v in make_batch(act, 1).items() if k.startswith("observation")}
+    obs = {k: v[:1] for k, v in make_batch(policies["act"], 1).items() if k.startswith("observation")}
     latencies = {name: [] for name in policies}
     for i in range(3 + args.inference_reps):
         for name, policy in policies.items():
@@ -119,7 +142,15 @@ def bench(config_name: str, args) -> dict:
     result["train_step_ratio"] = (
         result["act_smooth"]["train_step_s_median"] / result["act"]["train_step_s_median"]
     )
+    for method in args.methods:  # cost of each method against plain act_smooth, same run
+        result[method]["train_step_vs_act_smooth"] = (
+            result[method]["train_step_s_median"] / result["act_smooth"]["train_step_s_median"]
+        )
     return result
+
+
+def method_label(method: str, args) -> str:
+    return ", ".join(f"{key}={value}" for key, value in method_overrides(method, args).items())
 
 
 def main():
@@ -131,6 +162,12 @@ def main():
     parser.add_argument("--chunk-size", type=int, default=30)
     parser.add_argument("--dim-model", type=int, default=512)
     parser.add_argument("--dim-feedforward", type=int, default=3200)
+    parser.add_argument("--n-heads", type=int, default=8)
+    parser.add_argument("--n-encoder-layers", type=int, default=4)
+    parser.add_argument("--n-decoder-layers", type=int, default=1)
+    parser.add_argument("--methods", nargs="*", default=[], choices=METHODS, help="act_smooth variants to time")
+    parser.add_argument("--basis-size", type=int, default=8, help="coefficients of the dct/bspline head")
+    parser.add_argument("--p", type=float, default=0.5, help="probability of the perturb/own prefix")
     parser.add_argument("--steps", type=int, default=10, help="timed train steps per policy")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--inference-reps", type=int, default=30)
@@ -142,7 +179,8 @@ def main():
     results = [bench(name, args) for name in args.configs]
     print(
         f"\nbatch {args.batch_size}, chunk {args.chunk_size}, dim {args.dim_model}/{args.dim_feedforward}, "
-        f"4 enc + 1 dec layers, no VAE, {args.threads} threads; act_smooth K=4, D=2"
+        f"{args.n_heads} heads, {args.n_encoder_layers} enc + {args.n_decoder_layers} dec layers, no VAE, "
+        f"{args.threads} threads; act_smooth K=4, D=2"
     )
     header = (
         f"{'config':8} {'policy':11} {'params(M)':>9} {'train step (s)':>15} "
@@ -150,13 +188,16 @@ def main():
     )
     print(header)
     for r in results:
-        for name in ("act", "act_smooth"):
+        for name in ("act", "act_smooth", *args.methods):
             m = r[name]
             print(
                 f"{r['config']:8} {name:11} {m['params_m']:9.2f} {m['train_step_s_median']:15.3f} "
                 f"{m['inference_ms_median']:18.1f} {m['inference_ms_p90']:15.1f}"
             )
         print(f"{r['config']:8} act_smooth / act train step: {r['train_step_ratio']:.2f}x (target <= 1.10x)")
+        for method in args.methods:
+            ratio = r[method]["train_step_vs_act_smooth"]
+            print(f"{r['config']:8} {method} / act_smooth train step: {ratio:.2f}x ({method_label(method, args)})")
     if args.output is not None:
         from lerobot_policy_act_smooth.provenance import atomic_write_json, write_run_metadata
 

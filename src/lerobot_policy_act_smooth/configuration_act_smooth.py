@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from lerobot.configs import NormalizationMode, PreTrainedConfig
 from lerobot.optim import AdamWConfig
+from lerobot.optim.schedulers import CosineAnnealingWithWarmupSchedulerConfig
 
 
 @PreTrainedConfig.register_subclass("act_smooth")
@@ -17,7 +18,8 @@ class ACTSmoothConfig(PreTrainedConfig):
         [a_{-K} .. a_{-1}] (executed, K = length_prefix_past)
         + [a_0 .. a_{d-1}] (committed: already sent to the robot while the model runs)
 
-    and predicts the chunk a_d .. a_{d+C-1} (C = chunk_size). Training covers every d in 1..D.
+    and predicts the chunk a_d .. a_{d+C-1} (C = chunk_size). Training covers every d in 1..D
+    (or one sampled d per sample with train_delays="sampled").
 
     Inputs: at least one camera (`observation.images.*`) and/or `observation.environment_state`;
     `observation.state` is optional. Output: `action`. `input_features` / `output_features` are
@@ -48,12 +50,35 @@ class ACTSmoothConfig(PreTrainedConfig):
         optimizer_lr: AdamW learning rate for everything except the backbone.
         optimizer_weight_decay: AdamW weight decay.
         optimizer_lr_backbone: learning rate of the ResNet backbone.
+        scheduler: learning-rate schedule, "constant" (ACT's) or "cosine": linear warm-up over
+            scheduler_warmup_steps, then cosine annealing to 0 at the run's last step (`--steps`). A
+            decayed rate removes most of the step-to-step weight noise that shows as jitter in chunks.
+        scheduler_warmup_steps: warm-up steps of the "cosine" schedule (>= 0).
         length_prefix_past: K >= 0, executed actions a_{-K} .. a_{-1} in the prefix.
         length_prefix_future: D >= 1, the largest delay; committed actions a_0 .. a_{d-1}, d <= D.
         p_drop_obs: probability, per training sample, of replacing observation.state by zeros in the
             normalised space (= the dataset mean state). Eval mode never drops.
         use_action_relative: prefix and targets become deltas from the anchor a_0 (in normalised action
             space); the output is a_0 + delta.
+        train_delays: "all" trains every delay d in 1..D on every sample (D x C decoder queries);
+            "sampled" trains one delay per sample, drawn uniformly from 1..D (C queries; a cheaper
+            step that sees each delay 1/D as often). Validation (eval mode) always scores every delay.
+        chunk_basis: "none" (one decoder query per action, as ACT), "dct" (cosines of 0 .. M-1 half
+            periods over the chunk) or "bspline" (clamped uniform cubic B-spline with M control points):
+            the decoder predicts M coefficients per joint, decoded to the C actions by a fixed matrix;
+            the loss stays on the actions.
+        chunk_basis_size: M, the number of basis coefficients (1..C for dct, 4..C for bspline).
+        p_prefix_perturb: probability, per training sample, of shifting the prefix by a smooth random
+            offset (per joint: constant + slope) and re-anchoring the first H targets (see
+            prefix_augmentation.py). Eval mode never perturbs.
+        prefix_perturb_scale: std of the offset's constant and of its change across the K + D prefix
+            frames, in normalised action units (provisional default 0.1; measure the spread of your
+            model's self-chaining prefix error with evaluation/boundary_error.py).
+        p_prefix_own: probability, per training sample, of replacing the prefix by the policy's own
+            chunk predicted (without gradient) from the observation n_action_steps frames earlier,
+            with targets re-anchored as for p_prefix_perturb. Needs n_action_steps >= K + D.
+        reanchor_horizon: H, the target frames over which a prefix offset decays to zero (1..C).
+        reanchor_profile: shape of that decay, "minimum_jerk" or "cosine" (both start and end flat).
     """
 
     # Input / output structure.
@@ -93,12 +118,24 @@ class ACTSmoothConfig(PreTrainedConfig):
     optimizer_lr: float = 1e-5
     optimizer_weight_decay: float = 1e-4
     optimizer_lr_backbone: float = 1e-5
+    scheduler: str = "constant"
+    scheduler_warmup_steps: int = 0
 
     # Action prefix and the experiment's ablations.
     length_prefix_past: int = 4
     length_prefix_future: int = 2
     p_drop_obs: float = 0.0
     use_action_relative: bool = False
+
+    # Training-only methods for smoother chunks (issue 9, item 3; issue 11).
+    train_delays: str = "all"
+    chunk_basis: str = "none"
+    chunk_basis_size: int = 8
+    p_prefix_perturb: float = 0.0
+    prefix_perturb_scale: float = 0.1
+    p_prefix_own: float = 0.0
+    reanchor_horizon: int = 10
+    reanchor_profile: str = "minimum_jerk"
 
     def __post_init__(self):
         super().__post_init__()
@@ -126,13 +163,64 @@ class ACTSmoothConfig(PreTrainedConfig):
             raise ValueError(
                 f"feedforward_activation must be 'relu' or 'gelu', got {self.feedforward_activation!r}."
             )
+        if self.scheduler not in ("constant", "cosine"):
+            raise ValueError(f"scheduler must be 'constant' or 'cosine', got {self.scheduler!r}.")
+        if self.scheduler_warmup_steps < 0:
+            raise ValueError(f"scheduler_warmup_steps must be >= 0, got {self.scheduler_warmup_steps}.")
         if self.dim_model % self.n_heads != 0:
             raise ValueError(f"dim_model ({self.dim_model}) must be divisible by n_heads ({self.n_heads}).")
+        self._validate_smoothing_methods()
+
+    def _validate_smoothing_methods(self) -> None:
+        K, D, C = self.length_prefix_past, self.length_prefix_future, self.chunk_size
+        if self.train_delays not in ("all", "sampled"):
+            raise ValueError(
+                f"train_delays must be 'all' or 'sampled', got {self.train_delays!r}: "
+                "pass --policy.train_delays=all or --policy.train_delays=sampled."
+            )
+        if self.chunk_basis not in ("none", "dct", "bspline"):
+            raise ValueError(
+                f"chunk_basis must be 'none', 'dct' or 'bspline', got {self.chunk_basis!r}: "
+                "pass one of them to --policy.chunk_basis."
+            )
+        smallest = 4 if self.chunk_basis == "bspline" else 1  # a cubic spline needs 4 control points
+        if self.chunk_basis != "none" and not smallest <= self.chunk_basis_size <= C:
+            raise ValueError(
+                f"chunk_basis_size must be in [{smallest}, chunk_size={C}] for chunk_basis="
+                f"{self.chunk_basis!r}, got {self.chunk_basis_size}: set --policy.chunk_basis_size in that range."
+            )
+        for name in ("p_prefix_perturb", "p_prefix_own"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}.")
+        if self.prefix_perturb_scale < 0:
+            raise ValueError(
+                f"prefix_perturb_scale must be >= 0 (normalised action units), got {self.prefix_perturb_scale}."
+            )
+        if self.p_prefix_perturb > 0 or self.p_prefix_own > 0:
+            if not 1 <= self.reanchor_horizon <= C:
+                raise ValueError(
+                    f"reanchor_horizon (H) must be in [1, chunk_size={C}], got {self.reanchor_horizon}: "
+                    "the offset decays over the first H target frames; set --policy.reanchor_horizon "
+                    "in that range."
+                )
+            if self.reanchor_profile not in ("minimum_jerk", "cosine"):
+                raise ValueError(
+                    f"reanchor_profile must be 'minimum_jerk' or 'cosine', got {self.reanchor_profile!r}."
+                )
+        if self.p_prefix_own > 0 and self.n_action_steps < K + D:
+            raise ValueError(
+                f"p_prefix_own > 0 needs n_action_steps >= K + D = {K + D}, got {self.n_action_steps}: the "
+                "chunk predicted n_action_steps frames earlier must cover the whole prefix a_{-K} .. a_{D-1}, "
+                "so no earlier chunk exists for it; raise --policy.n_action_steps or lower "
+                "--policy.length_prefix_past."
+            )
 
     def get_optimizer_preset(self) -> AdamWConfig:
         return AdamWConfig(lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay)
 
-    def get_scheduler_preset(self) -> None:
+    def get_scheduler_preset(self) -> CosineAnnealingWithWarmupSchedulerConfig | None:
+        if self.scheduler == "cosine":
+            return CosineAnnealingWithWarmupSchedulerConfig(num_warmup_steps=self.scheduler_warmup_steps)
         return None
 
     def validate_features(self) -> None:
@@ -151,13 +239,21 @@ class ACTSmoothConfig(PreTrainedConfig):
         return self.length_prefix_past + self.length_prefix_future
 
     @property
-    def observation_delta_indices(self) -> None:
-        return None
+    def own_prefix_lookback(self) -> int:
+        """Frames between the earlier observation and t0 for p_prefix_own (0 when it is off)."""
+        return self.n_action_steps if self.p_prefix_own > 0 else 0
+
+    @property
+    def observation_delta_indices(self) -> list | None:
+        # The own-prediction prefix needs the observation of the chunk before: [t0 - n_action_steps, t0].
+        return [-self.own_prefix_lookback, 0] if self.own_prefix_lookback else None
 
     @property
     def action_delta_indices(self) -> list:
-        # a_{-K} .. a_{D+C-1}: the prefix for every delay plus the targets of the largest delay.
-        return list(range(-self.length_prefix_past, self.length_prefix_future + self.chunk_size))
+        # a_{-K} .. a_{D+C-1}: the prefix for every delay plus the targets of the largest delay; with the
+        # own-prediction prefix also the earlier chunk's prefix, from a_{-n_action_steps-K}.
+        start = -self.own_prefix_lookback - self.length_prefix_past
+        return list(range(start, self.length_prefix_future + self.chunk_size))
 
     @property
     def reward_delta_indices(self) -> None:

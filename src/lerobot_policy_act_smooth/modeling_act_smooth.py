@@ -8,10 +8,14 @@ Token layout
     decoder: [K + D prefix slots, C chunk queries]; a prefix slot holds a projected action or,
              when it is padding (before the episode start, or beyond the delay d), a learned
              pad embedding. Queries carry a learned position and a learned delay embedding.
+             With a smooth chunk head (chunk_basis) there are M queries, one per basis
+             coefficient, decoded to the C actions by a fixed matrix (chunk_basis.py).
 
 Training runs the backbone and the encoder once per sample; only the decoder's tokens are
 replicated per delay (self-attention per delay, one shared memory for cross-attention), so the
-extra cost over ACT is D x the decoder queries, not the backbone or the encoder.
+extra cost over ACT is D x the decoder queries, not the backbone or the encoder
+(train_delays="sampled": one delay per sample). The prefix methods (p_prefix_perturb,
+p_prefix_own) move the prefix and re-anchor the targets before this (prefix_augmentation.py).
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from lerobot.configs import NormalizationMode
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 
+from .chunk_basis import chunk_basis
 from .configuration_act_smooth import ACTSmoothConfig
+from .prefix_augmentation import apply_prefix_offset, random_smooth_offsets, reanchor_weights
 from .rtc_prefix import RTCPrefixTracker
 
 ACTION_IS_PAD = "action_is_pad"
@@ -185,7 +191,12 @@ class ACTSmoothModel(nn.Module):
         self.action_in_proj = nn.Linear(action_dim, dim)
         self.prefix_pad = nn.Parameter(torch.zeros(dim))
         self.prefix_pos = nn.Embedding(config.prefix_length, dim)
-        self.query_pos = nn.Embedding(config.chunk_size, dim)
+        # One query per action, or per basis coefficient with a smooth chunk head.
+        self.n_queries = config.chunk_size if config.chunk_basis == "none" else config.chunk_basis_size
+        if config.chunk_basis != "none":
+            basis = chunk_basis(config.chunk_basis, config.chunk_size, config.chunk_basis_size)
+            self.register_buffer("chunk_basis", basis, persistent=False)  # rebuilt from the config
+        self.query_pos = nn.Embedding(self.n_queries, dim)
         self.delay_embed = nn.Embedding(config.length_prefix_future, dim)
         self.decoder_layers = nn.ModuleList(
             [DelayDecoderLayer(config) for _ in range(config.n_decoder_layers)]
@@ -243,31 +254,34 @@ class ACTSmoothModel(nn.Module):
             tokens.append(features.flatten(2).transpose(1, 2) + pos)
         return self.encoder(torch.cat(tokens, dim=1)), mu, log_var
 
-    def decode(self, memory: Tensor, prefix: Tensor, prefix_valid: Tensor, delays: list[int]) -> Tensor:
+    def decode(
+        self, memory: Tensor, prefix: Tensor, prefix_valid: Tensor, delays: list[int] | Tensor
+    ) -> Tensor:
         """Chunks for several delays at once.
 
         memory [B, S, dim]; prefix [B, K+D, A] (slot j is a_{j-K}); prefix_valid [B, K+D] (False =
-        padding). For each d in `delays`, slots j >= K+d are treated as padding too.
-        Returns [len(delays), B, C, A].
+        padding). delays: a list of n delays for every sample, or a LongTensor [n, B] of per-sample
+        delays. For a delay d, slots j >= K+d are treated as padding too. Returns [n, B, C, A].
         """
         cfg = self.config
         batch_size, n_slots, _ = prefix.shape
-        n_delays = len(delays)
+        delay_t = torch.as_tensor(delays, device=prefix.device)
+        if delay_t.ndim == 1:
+            delay_t = delay_t.unsqueeze(1).expand(-1, batch_size)
         slot = torch.arange(n_slots, device=prefix.device)
-        delay_t = torch.tensor(delays, device=prefix.device)
-        # valid[i, b, j]: slot j is a real action in the prefix of delay delays[i] for sample b.
-        valid = prefix_valid.unsqueeze(0) & (slot < cfg.length_prefix_past + delay_t.unsqueeze(1)).unsqueeze(
-            1
-        )
+        # valid[i, b, j]: slot j is a real action in the prefix of delay delay_t[i, b] for sample b.
+        valid = prefix_valid.unsqueeze(0) & (slot < (cfg.length_prefix_past + delay_t).unsqueeze(-1))
         projected = self.action_in_proj(prefix).unsqueeze(0)
         prefix_tokens = torch.where(valid.unsqueeze(-1), projected, self.prefix_pad) + self.prefix_pos.weight
-        queries = self.query_pos.weight + self.delay_embed(delay_t - 1).unsqueeze(1)  # [n_delays, C, dim]
-        queries = queries.unsqueeze(1).expand(n_delays, batch_size, -1, -1)
-        x = torch.cat([prefix_tokens, queries], dim=2)  # [n_delays, B, K+D+C, dim]
+        queries = self.query_pos.weight + self.delay_embed(delay_t - 1).unsqueeze(2)  # [n, B, queries, dim]
+        x = torch.cat([prefix_tokens, queries], dim=2)  # [n, B, K+D+queries, dim]
         for i, layer in enumerate(self.decoder_layers):
             last = i == len(self.decoder_layers) - 1
-            x = layer(x, memory, n_out=cfg.chunk_size if last else None)
-        return self.action_head(self.decoder_norm(x))
+            x = layer(x, memory, n_out=self.n_queries if last else None)
+        out = self.action_head(self.decoder_norm(x))
+        if cfg.chunk_basis != "none":  # coefficients [n, B, M, A] -> actions [n, B, C, A]
+            out = torch.einsum("cm,nbma->nbca", self.chunk_basis, out)
+        return out
 
 
 def _affine_stats(stats: dict | None, mode: NormalizationMode, dim: int) -> tuple[Tensor, Tensor]:
@@ -328,43 +342,65 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         return True
 
     def forward(self, batch: dict[str, Tensor], reduction: str = "mean") -> tuple[Tensor, dict]:
-        """Training/validation loss over every delay d in 1..D (normalised batch from LeRobot).
+        """Training/validation loss (normalised batch from LeRobot).
 
-        batch[ACTION]: [B, K+D+C, A] (a_{-K} .. a_{D+C-1}); batch["action_is_pad"]: [B, K+D+C].
+        batch[ACTION]: [B, L+K+D+C, A] (a_{-L-K} .. a_{D+C-1}) and batch["action_is_pad"]: [B, L+K+D+C],
+        where L = config.own_prefix_lookback (0 unless p_prefix_own > 0). With L > 0 every observation key
+        holds two frames, [B, 2, ...] = (t0 - L, t0). Delays: every d in 1..D, or one per sample with
+        train_delays="sampled" (training mode only; validation scores every delay).
         """
         cfg = self.config
-        K, D, C = cfg.length_prefix_past, cfg.length_prefix_future, cfg.chunk_size
+        K, D, C, L = cfg.length_prefix_past, cfg.length_prefix_future, cfg.chunk_size, cfg.own_prefix_lookback
         actions = batch[ACTION]
-        if actions.ndim != 3 or actions.shape[1] != K + D + C:
+        if actions.ndim != 3 or actions.shape[1] != L + K + D + C:
             raise ValueError(
-                f"act_smooth expects batch['action'] of shape [B, K+D+C={K + D + C}, A] "
-                f"(K={K} past, D={D} committed, C={C} chunk; action_delta_indices={-K}..{D + C - 1}), "
-                f"got {tuple(actions.shape)}. Build the dataset with this config's action_delta_indices."
+                f"act_smooth expects batch['action'] of shape [B, L+K+D+C={L + K + D + C}, A] "
+                f"(L={L} own-prefix lookback, K={K} past, D={D} committed, C={C} chunk; "
+                f"action_delta_indices={-L - K}..{D + C - 1}), got {tuple(actions.shape)}. "
+                "Build the dataset with this config's action_delta_indices."
             )
         is_pad = batch.get(ACTION_IS_PAD)
         if is_pad is None:
             is_pad = torch.zeros(actions.shape[:2], dtype=torch.bool, device=actions.device)
-        obs, dropped = self.drop_observation_state(self._observation(batch))
+        obs = self._observation(batch)
+        earlier_obs = None
+        if L:  # frames (t0 - L, t0) from observation_delta_indices
+            for key, value in obs.items():
+                if value.ndim != 2 + len(self.config.input_features[key].shape) or value.shape[1] != 2:
+                    raise ValueError(
+                        f"p_prefix_own > 0 needs two observation frames per sample, [B, 2, ...] for {key}, got "
+                        f"{tuple(value.shape)}. Build the dataset with this config's observation_delta_indices."
+                    )
+            earlier_obs = {key: value[:, 0] for key, value in obs.items()}
+            obs = {key: value[:, -1] for key, value in obs.items()}
+        obs, dropped = self.drop_observation_state(obs)
 
-        anchor = actions[:, K]
-        model_actions = to_relative(actions, anchor) if cfg.use_action_relative else actions
-        memory, mu, log_var = self.model.encode(obs, model_actions[:, K:], is_pad[:, K:])
-        delays = list(range(1, D + 1))
-        pred = self.model.decode(memory, model_actions[:, : K + D], ~is_pad[:, : K + D], delays)
-        if cfg.use_action_relative:
-            pred = pred + anchor[None, :, None]  # the output is a_0 + delta
-        targets = torch.stack([actions[:, K + d : K + d + C] for d in delays])  # [D, B, C, A]
-        target_valid = torch.stack([~is_pad[:, K + d : K + d + C] for d in delays]).unsqueeze(-1)
-        abs_err = (pred - targets).abs() * target_valid
-        count = target_valid.sum(dim=(0, 2, 3)) * actions.shape[-1]  # per sample
+        batch_size, action_dim = actions.shape[0], actions.shape[-1]
+        window, window_pad = actions[:, L:], is_pad[:, L:]  # a_{-K} .. a_{D+C-1}
+        delays = self._training_delays(batch_size, actions.device)  # [n, B]
+        frames = K + delays.unsqueeze(-1) + torch.arange(C, device=actions.device)  # [n, B, C]
+        sample = torch.arange(batch_size, device=actions.device).view(1, -1, 1)
+        targets, target_valid = window[sample, frames], ~window_pad[sample, frames]  # [n, B, C, (A)]
+        prefix, prefix_valid = window[:, : K + D], ~window_pad[:, : K + D]
+        loss_dict = {}
+        if self.training and (cfg.p_prefix_perturb > 0 or cfg.p_prefix_own > 0):
+            prefix, targets, loss_dict = self.augment_prefix(
+                prefix, prefix_valid, targets, target_valid, delays, earlier_obs, actions, is_pad
+            )
+
+        anchor = prefix[:, K]
+        future = to_relative(window[:, K:], anchor) if cfg.use_action_relative else window[:, K:]
+        memory, mu, log_var = self.model.encode(obs, future, window_pad[:, K:])
+        pred = self._decode_actions(memory, prefix, prefix_valid, delays)
+        abs_err = (pred - targets).abs() * target_valid.unsqueeze(-1)
+        count = target_valid.sum(dim=(0, 2)) * action_dim  # per sample
         per_sample_l1 = abs_err.sum(dim=(0, 2, 3)) / count.clamp_min(1)
 
-        loss_dict = {
-            f"l1_loss_d{d}": (
-                abs_err[i].sum() / (target_valid[i].sum() * actions.shape[-1]).clamp_min(1)
-            ).item()
-            for i, d in enumerate(delays)
-        }
+        for d in range(1, D + 1):
+            rows = delays == d
+            if rows.any():  # with sampled delays a small batch may miss one
+                n_d = (target_valid[rows].sum() * action_dim).clamp_min(1)
+                loss_dict[f"l1_loss_d{d}"] = (abs_err[rows].sum() / n_d).item()
         loss_dict["obs_dropped_fraction"] = dropped.float().mean().item()
         per_sample = per_sample_l1
         if mu is not None:
@@ -374,10 +410,86 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         if reduction == "none":
             loss_dict["l1_loss"] = per_sample_l1.mean().item()
             return per_sample, loss_dict
-        l1 = abs_err.sum() / (target_valid.sum() * actions.shape[-1]).clamp_min(1)
+        l1 = abs_err.sum() / (target_valid.sum() * action_dim).clamp_min(1)
         loss_dict["l1_loss"] = l1.item()
         loss = l1 + (cfg.kl_weight * kld.mean() if mu is not None else 0.0)
         return loss, loss_dict
+
+    def _training_delays(self, batch_size: int, device) -> Tensor:
+        """[n, B] delays trained per sample: every d in 1..D (n = D), or one uniform draw (n = 1)."""
+        D = self.config.length_prefix_future
+        if self.training and self.config.train_delays == "sampled":
+            return torch.randint(1, D + 1, (1, batch_size), device=device)
+        return torch.arange(1, D + 1, device=device).unsqueeze(1).expand(D, batch_size)
+
+    def _decode_actions(self, memory: Tensor, prefix: Tensor, prefix_valid: Tensor, delays) -> Tensor:
+        """`model.decode` in action space: with use_action_relative the prefix's a_0 (slot K) is the anchor
+        of the deltas the network sees and predicts. Returns [n, B, C, A]."""
+        if not self.config.use_action_relative:
+            return self.model.decode(memory, prefix, prefix_valid, delays)
+        anchor = prefix[:, self.config.length_prefix_past]
+        deltas = self.model.decode(memory, to_relative(prefix, anchor), prefix_valid, delays)
+        return deltas + anchor[None, :, None]
+
+    def augment_prefix(
+        self,
+        prefix: Tensor,
+        prefix_valid: Tensor,
+        targets: Tensor,
+        target_valid: Tensor,
+        delays: Tensor,
+        earlier_obs: dict[str, Tensor] | None = None,
+        actions: Tensor | None = None,
+        is_pad: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, dict]:
+        """Training mode only: per sample, with probability p_prefix_own the prefix becomes the policy's own
+        earlier chunk (for samples whose earlier frame lies inside the episode), else with probability
+        p_prefix_perturb it is shifted by a random smooth offset; the targets are re-anchored to match
+        (prefix_augmentation.py). prefix [B, K+D, A], prefix_valid [B, K+D], targets [n, B, C, A],
+        target_valid [n, B, C], delays [n, B]; the own prefix also needs the earlier observation and
+        `forward`'s full action window and padding. Returns (prefix, targets, logged fractions); in eval
+        mode the inputs themselves."""
+        cfg = self.config
+        K, D = cfg.length_prefix_past, cfg.length_prefix_future
+        stats = {}
+        if not self.training:
+            return prefix, targets, stats
+        batch_size = prefix.shape[0]
+        offset = torch.zeros_like(prefix)
+        own = torch.zeros(batch_size, dtype=torch.bool, device=prefix.device)
+        if cfg.p_prefix_own > 0:
+            earlier_inside = ~is_pad[:, K]  # the earlier a_0, at the earlier observation's frame
+            own = (torch.rand(batch_size, device=prefix.device) < cfg.p_prefix_own) & earlier_inside
+            if own.any():
+                own_prefix = self._own_prediction_prefix(
+                    {key: value[own] for key, value in earlier_obs.items()}, actions[own], is_pad[own]
+                )
+                offset[own] = own_prefix - prefix[own]
+            stats["prefix_own_fraction"] = own.float().mean().item()
+        if cfg.p_prefix_perturb > 0:
+            perturbed = ~own & (torch.rand(batch_size, device=prefix.device) < cfg.p_prefix_perturb)
+            offset = offset + random_smooth_offsets(perturbed, prefix.shape[-1], K, D, cfg.prefix_perturb_scale)
+            stats["prefix_perturbed_fraction"] = perturbed.float().mean().item()
+        weights = reanchor_weights(cfg.reanchor_horizon, cfg.chunk_size, cfg.reanchor_profile).to(prefix.device)
+        prefix, targets = apply_prefix_offset(prefix, prefix_valid, targets, target_valid, delays, offset, weights, K)
+        return prefix, targets, stats
+
+    @torch.no_grad()
+    def _own_prediction_prefix(self, earlier_obs: dict[str, Tensor], actions: Tensor, is_pad: Tensor) -> Tensor:
+        """The prefix a_{-K} .. a_{D-1} as the policy would have planned it at deployment: its chunk for delay
+        D from the observation L = n_action_steps frames earlier, given the demonstration's prefix there
+        (eval mode: no dropout, zero latent; no gradient). actions/is_pad: `forward`'s full windows."""
+        cfg = self.config
+        K, D, L = cfg.length_prefix_past, cfg.length_prefix_future, cfg.own_prefix_lookback
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            memory, _, _ = self.model.encode(earlier_obs)
+            chunk = self._decode_actions(memory, actions[:, : K + D], ~is_pad[:, : K + D], [D])[0]
+        finally:
+            self.model.train(was_training)
+        # Chunk step i is frame -L + D + i, so the prefix frames -K .. D-1 are steps L-D-K .. L-1.
+        return chunk[:, L - D - K : L]
 
     @torch.no_grad()
     def predict_action_chunk(

@@ -26,24 +26,25 @@ def test_constant_velocity_has_no_acceleration():
     assert mean_abs_velocity(x) == pytest.approx((2.0 + 0.5) / 2)  # mean over joints and frames
 
 
-def test_velocity_variance_is_population_variance_max_over_joints():
+def test_velocity_variance_is_sample_variance_max_over_joints():
     k = np.arange(11, dtype=float)
     x = np.stack([k**2 / 2, k**2], axis=1)  # v = k + 1/2 and 2k + 1 for k = 0..9
     v_fast = 2 * np.arange(10) + 1.0
-    expected = np.sum((v_fast - v_fast.mean()) ** 2) / 10  # ddof=0
+    expected = np.sum((v_fast - v_fast.mean()) ** 2) / 9  # ddof=1, as pandas' .var()
     assert velocity_variance(x) == pytest.approx(expected)
-    assert velocity_variance(x) == pytest.approx(4 * 8.25)  # var of 0..9 is 8.25, doubled -> x4
+    assert velocity_variance(x) == pytest.approx(4 * 82.5 / 9)  # sum of squares of 0..9 about 4.5 is 82.5
     # constant acceleration of 1 and 2 deg/frame^2: no variance
     assert acceleration_variance(x) == pytest.approx(0.0)
 
 
 def test_step_at_a_boundary_gives_the_hand_computed_spike():
-    # x[k] = c k^2 / 2 + h [k >= b]: a = c everywhere, except a[b-2] = c + h and a[b-1] = c - h.
+    # x[k] = c k^2 / 2 + h [k >= b]: a = c everywhere, except rows b-2 and b-1 (labelled frames
+    # b and b+1, the later end of each backward difference): c + h and c - h.
     c, h, b, T = 0.5, 3.0, 10, 20
     k = np.arange(T, dtype=float)
     x = (c * k**2 / 2 + h * (k >= b))[:, None]
-    # window +-2 frames around b: centres 8..12, second-difference rows 7..11 = |a| of
-    # 0.5, 3.5, 2.5, 0.5, 0.5 -> mean 1.5; the other 13 rows are 0.5.
+    assert boundary_acceleration_mask(T, [b]).nonzero()[0].tolist() == [6, 7, 8, 9, 10]  # labels 8..12
+    # window labels 8..12 = rows 6..10 = |a| of 0.5, 0.5, 3.5, 2.5, 0.5 -> mean 1.5; the other 13 rows 0.5.
     out = boundary_spike(x, [b])
     assert out["boundary_mean"] == pytest.approx(1.5)
     assert out["other_mean"] == pytest.approx(0.5)
@@ -52,7 +53,7 @@ def test_step_at_a_boundary_gives_the_hand_computed_spike():
     a = [0.5] * 18
     a[8], a[9] = 3.5, -2.5
     mean = sum(a) / 18
-    assert acceleration_variance(x) == pytest.approx(sum((ai - mean) ** 2 for ai in a) / 18)
+    assert acceleration_variance(x) == pytest.approx(sum((ai - mean) ** 2 for ai in a) / 17)  # ddof=1
 
 
 def test_pure_ramp_with_step_spike_is_infinite_and_means_are_reported():
@@ -71,16 +72,16 @@ def test_spike_averages_over_joints_and_merges_close_windows():
     joint1 = c * k**2 / 2  # no step
     x = np.stack([joint0, joint1], axis=1)
     mask = boundary_acceleration_mask(T, [8, 10])
-    assert mask.nonzero()[0].tolist() == [5, 6, 7, 8, 9, 10, 11]  # rows 5..9 and 7..11 merged
+    assert mask.nonzero()[0].tolist() == [4, 5, 6, 7, 8, 9, 10]  # rows 4..8 and 6..10 merged
     out = boundary_spike(x, [8, 10])
-    # joint 0 rows 5..11: 1, 1, 5, 3, 1, 1, 1 (|c-h| = 3); joint 1: seven 1s
+    # joint 0 rows 4..10: 1, 1, 5, 3, 1, 1, 1 (|c-h| = 3); joint 1: seven 1s
     assert out["boundary_mean"] == pytest.approx((13 + 7) / 14)
     assert out["other_mean"] == pytest.approx(1.0)
 
 
 def test_window_is_clipped_at_the_sequence_ends():
-    assert boundary_acceleration_mask(10, [1]).nonzero()[0].tolist() == [0, 1, 2]
-    assert boundary_acceleration_mask(10, [9]).nonzero()[0].tolist() == [6, 7]  # rows 0..7 exist
+    assert boundary_acceleration_mask(10, [1]).nonzero()[0].tolist() == [0, 1]  # labels 2..3 exist
+    assert boundary_acceleration_mask(10, [9]).nonzero()[0].tolist() == [5, 6, 7]  # rows 0..7 exist
 
 
 def test_no_boundary_gives_nan_spike():
@@ -109,7 +110,8 @@ def test_episode_metrics_and_aggregate():
     assert set(smoothness_metrics(pred, [10])) <= set(row)
 
     agg = aggregate([{"episode": 0, "U_a": 1.0, "mae": 2.0}, {"episode": 1, "U_a": 3.0, "mae": 2.0}])
-    assert agg["U_a_mean"] == 2.0 and agg["U_a_std"] == 1.0  # population std
+    assert agg["U_a_mean"] == 2.0 and agg["U_a_std"] == pytest.approx(math.sqrt(2))  # sample std, ddof=1
+    assert math.isnan(aggregate([{"U_a": 1.0}])["U_a_std"])  # one episode: no spread to estimate
     assert agg["mae_std"] == 0.0
     assert "episode_mean" not in agg and agg["num_episodes"] == 2
     # yes/no values count as 1/0: their mean is a rate (closed-loop success)

@@ -15,7 +15,7 @@ def truth_actions(n=30, a=2):
 
 
 def test_gt_prefix_repeat_last_places_each_chunk_after_its_prefix():
-    # K=2, d=2, C=5, advance 5, N=30: boundaries t = 2, 7, 12, 17, 22 (t + d + C <= 30),
+    # K=2, d=2, C=5, advance 5, N=30: boundaries t = 2, 7, 12, 17, 22 (t + D + C < 30, D = 2),
     # chunks placed at p = 4, 9, 14, 19, 24, each = truth[p - 1] (the last committed action).
     truth = truth_actions()
     pred = StandInPredictor("repeat_last")
@@ -66,7 +66,7 @@ def test_later_chunk_overwrites_shared_frames():
     truth = truth_actions()
     rep = replay_episode(StandInPredictor("repeat_last"), truth, frame_observer, advance=3)
     placements = rep.schedule.placements
-    assert placements == list(range(4, 26, 3))  # t = 2, 5, ..., 23
+    assert placements == list(range(4, 23, 3))  # t = 2, 5, ..., 20 (t + D + C < 30)
     expected = np.full_like(truth, np.nan)
     for i, p in enumerate(placements):
         expected[p : p + 5] = truth[p - 1]  # later chunks written last win
@@ -95,10 +95,10 @@ def test_act_chunks_back_to_back_without_prefix():
     truth = truth_actions()
     pred = StandInPredictor("obs_frame", policy_type="act", chunk_size=5, n_action_steps=5)
     rep = replay_episode(pred, truth, frame_observer, mode="self_chaining")
-    assert rep.schedule.observation_frames == [0, 5, 10, 15, 20, 25]
-    assert (rep.start, rep.stop) == (0, 30)
-    np.testing.assert_array_equal(rep.stitched[:, 1], np.repeat([0, 5, 10, 15, 20, 25], 5))
-    assert pred.calls[0]["past"].shape == (6, 0, 2) and pred.calls[0]["committed"].shape == (6, 0, 2)
+    assert rep.schedule.observation_frames == [0, 5, 10, 15, 20]  # t + C < 30 (D = 0)
+    assert (rep.start, rep.stop) == (0, 25)
+    np.testing.assert_array_equal(rep.stitched[:25, 1], np.repeat([0, 5, 10, 15, 20], 5))
+    assert pred.calls[0]["past"].shape == (5, 0, 2) and pred.calls[0]["committed"].shape == (5, 0, 2)
     with pytest.raises(ReplayInputError, match="does not apply"):
         replay_episode(pred, truth, frame_observer, delay=1)
 
@@ -145,5 +145,5 @@ def test_bad_settings_raise_one_clear_error(kwargs, match):
 
 
 def test_short_episode_is_refused():
-    with pytest.raises(ReplayInputError, match=r"8 frames, fewer than K\+d\+C = 2\+2\+5 = 9"):
+    with pytest.raises(ReplayInputError, match=r"8 frames, fewer than K\+D\+C\+1 = 2\+2\+5\+1 = 10"):
         replay_episode(StandInPredictor(), truth_actions(8), frame_observer)

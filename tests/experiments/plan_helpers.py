@@ -24,14 +24,16 @@ push_to_hub = false
 """
 
 
-def plan_text(dataset_root: Path, stages: str, batch_size: int = 4, save_freq: int = 2, heldout: int = 1,
+def plan_text(dataset_root: Path | None, stages: str, batch_size: int = 4, save_freq: int = 2, heldout: int = 1,
               evaluation: str = 'replay_modes = []', name: str = "tiny", extra_policy: str = "") -> str:
+    """dataset_root None: the dataset is given by its id alone (LeRobot's cache)."""
+    root = f'root = "{dataset_root}"' if dataset_root is not None else ""
     return f"""
 name = "{name}"
 seed = 7
 [dataset]
 repo_id = "test/tiny_exp"
-root = "{dataset_root}"
+{root}
 heldout_episodes = {heldout}
 [train]
 batch_size = {batch_size}

@@ -31,7 +31,7 @@ def _load(tmp_path, root, stages=TWO_STAGES, **kw):
     return load_plan(write_plan(tmp_path / "p.toml", plan_text(root, stages, **kw)))
 
 
-def test_shipped_plans_are_valid(exp_dataset_root, tmp_path):
+def test_shipped_plans_are_valid(exp_dataset_root, tmp_path, monkeypatch):
     small = load_plan("cpu-small")
     validate_plan(small, tmp_path)  # generates its dataset: no dataset needed yet
     assert small.dataset.generate is not None
@@ -43,8 +43,11 @@ def test_shipped_plans_are_valid(exp_dataset_root, tmp_path):
     assert paper.stages["dropout"].sweep == ("policy.p_drop_obs", [0.1, 0.3, 0.5])
     assert paper.stages["relative"].start_early == {"policy.optimizer_lr": 3e-5, "policy.optimizer_lr_backbone": 3e-5}
     assert paper.policy["chunk_size"] == 30 and paper.train["batch_size"] == 32 and paper.train["save_freq"] == 10000
+    assert paper.dataset.repo_id == "giacomoran/lerobot_policy_act_smooth_30fps" and paper.dataset.from_hub
+    monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "empty_cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(PlanError, match="missing dataset"):
-        validate_plan(paper, tmp_path)  # the real recordings are not here
+        validate_plan(paper, tmp_path)  # the hub recordings are not in the cache, and the hub is offline
     paper.dataset.root = str(exp_dataset_root)
     validate_plan(paper, tmp_path)
 
@@ -125,3 +128,42 @@ def test_plan_round_trips_through_json(exp_dataset_root, tmp_path):
     plan = _load(tmp_path, exp_dataset_root)
     again = plan_from_dict(json.loads(plan.to_json())["plan"])
     assert list(again.stages) == list(plan.stages) and again.stages["lr"].sweep == plan.stages["lr"].sweep
+
+
+def test_cpu_plan_has_the_evidence_the_answer_needs(tmp_path):
+    """The converged CPU plan: >= 3 seeds per reported variant, >= 10 reported replay episodes apart
+    from the validation ones, >= 20 closed-loop episodes, and every stage resolves."""
+    plan = load_plan("cpu")
+    validate_plan(plan, tmp_path)
+    assert len(plan.seeds) >= 3
+    assert plan.dataset.heldout_episodes - plan.dataset.validation_episodes >= 10
+    assert plan.dataset.validation_episodes > 0 and plan.evaluation["closed_loop_episodes"] >= 20
+    ds = {"dataset.repo_id": "r", "dataset.root": "x", "dataset.episodes": [0]}
+    winners: dict = {}
+    trials = {}
+    for name, stage in plan.stages.items():  # file order is a valid order here
+        deps = {d: winners[d] for d in stage.dependencies}
+        trials[name] = resolve_stage(plan, stage, deps, ds)
+        winners[name] = trials[name][0].flags
+        if stage.in_results and stage.trains:
+            assert sorted(t.seed for t in trials[name]) == sorted(plan.seeds), name
+    assert [t.name for t in trials["baseline"]] == ["run.seed1000", "run.seed1001", "run.seed1002"]
+    assert len(trials["dropout_sweep"]) == 3 and all(t.seed == 1000 for t in trials["dropout_sweep"])
+    lr = winners["lr_sweep"]["policy.optimizer_lr"]
+    act = trials["vanilla_act"][0].flags
+    assert act["optimizer.lr"] == lr and "policy.scheduler" not in act  # act gets the schedule through lerobot-train
+    assert trials["dropout"][0].flags["policy.p_drop_obs"] == winners["dropout_sweep"]["policy.p_drop_obs"]
+    assert len(trials["blending"]) == 3  # each seed's baseline checkpoint
+
+
+def test_cpu_methods_plan_compares_every_method_with_the_same_baseline(tmp_path):
+    plan = load_plan("cpu-methods")
+    validate_plan(plan, tmp_path)
+    base = load_plan("cpu")
+    assert plan.policy == base.policy and plan.dataset.generate == base.dataset.generate
+    assert plan.evaluation["baseline"] == "baseline" and len(plan.seeds) >= 3
+    methods = {name: st.set for name, st in plan.stages.items() if st.trains and name != "baseline"}
+    assert methods["smooth_head"]["policy.chunk_basis"] == "dct"
+    assert methods["perturbed_prefix"]["policy.p_prefix_perturb"] > 0
+    assert methods["own_prefix"]["policy.p_prefix_own"] > 0
+    assert plan.stages["history"].sweep == ("policy.length_prefix_past", [8, 16])

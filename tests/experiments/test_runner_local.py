@@ -27,15 +27,6 @@ closed_loop = true
 """
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
-
-
 def test_tiny_plan_end_to_end(local_ray, exp_dataset_root, tmp_path):
     plan_path = write_plan(tmp_path / "tiny.toml",
                            plan_text(exp_dataset_root, STAGES, evaluation='replay_modes = ["gt_prefix"]\nclosed_loop_episodes = 1'))
@@ -71,7 +62,8 @@ def test_tiny_plan_end_to_end(local_ray, exp_dataset_root, tmp_path):
     assert f"| **{winner_value}** |" in report
     assert "at the winning lr" in report and stage["winner"] in report
     assert done["evaluations"]["closed_loop"]["status"] != "ok"
-    row = next(ln for ln in report.splitlines() if ln.startswith("| at the winning lr"))
+    per_trial = report[report.index("## Results per trial"):]
+    row = next(ln for ln in per_trial.splitlines() if ln.startswith("| at the winning lr"))
     assert "- [1]" in row and "1. at the winning lr: closed_loop" in report
     assert (out / "loss_lr.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "run.json").is_file() and (out / "plan.json").is_file()

@@ -56,9 +56,9 @@ def episode_row(record: EpisodeRecord) -> dict:
     on the commanded actions (U_v deg^2/frame^2, U_a deg^2/frame^4, mu_v deg/frame, spike x)."""
     row: dict = {"episode": record.episode, "seed": record.seed}
     for prefix, values in (("obs", record.observed), ("action", record.commanded)):
-        if values.shape[0] >= 3:
+        if values.shape[0] >= 4:
             metrics = smoothness_metrics(values, record.boundaries)
-        else:  # too short for second differences (an immediate termination)
+        else:  # too short for the variance of second differences (an immediate termination)
             metrics = dict.fromkeys(METRIC_NAMES, math.nan)
         row.update({f"{prefix}_{k}": float(v) for k, v in metrics.items()})
     row["success"] = bool(record.success)

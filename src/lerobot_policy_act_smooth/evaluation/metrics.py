@@ -1,26 +1,32 @@
 """Smoothness metrics of the research plan, as pure functions over action arrays.
 
-Conventions shared by every function here:
+Conventions shared by every function here: those of the original ACTSmooth evaluation script
+(pandas), so that our figures and the earlier run's can sit in one table (research-plan.md).
 
 - ``actions`` is a ``[T, J]`` array: T frames recorded at a fixed fps, J joints, joint
   positions in degrees. Differences are taken per joint along the frame axis.
 - First differences ``v[i] = x[i+1] - x[i]`` (deg/frame), shape ``[T-1, J]``.
-- Second differences ``a[i] = x[i+2] - 2 x[i+1] + x[i]`` (deg/frame^2), shape ``[T-2, J]``;
-  ``a[i]`` is centred at frame ``i + 1``.
-- Variances are population variances (``ddof=0``), per joint; U_v and U_a take the
-  maximum over joints.
+- Second differences ``a[i] = x[i+2] - 2 x[i+1] + x[i]`` (deg/frame^2), shape ``[T-2, J]``.
+  Like pandas' ``diff().diff()``, ``a[i]`` is labelled with the later end of its backward
+  difference, frame ``f = i + 2``: ``x[f] - 2 x[f-1] + x[f-2]`` belongs to frame f.
+- Variances are sample variances (``ddof=1``, pandas' default), per joint; U_v and U_a take
+  the maximum over joints.
 - ``boundaries`` are frame indices into ``actions`` where a chunk starts, the first
   chunk's start already left out by the caller (it is not a junction between chunks).
 
-Boundary spike window: the acceleration centred at frame ``c`` is "within +-window of a
-boundary b" when ``b - window <= c <= b + window``, i.e. second-difference indices
-``i = c - 1`` in ``[b - window - 1, b + window - 1]`` (clipped to ``[0, T-3]``). With the
-default window 2 that is five accelerations per boundary. A jump between ``x[b-1]`` and
-``x[b]`` (the join of two chunks) shows up in ``a[b-2]`` and ``a[b-1]`` (centres b-1 and
-b), both inside the window. Windows of nearby boundaries are merged (each acceleration is
-counted once).
+Boundary spike window: an acceleration labelled f is "within +-window of a boundary b" when
+``b - window <= f <= b + window``, i.e. rows ``i = f - 2`` in ``[b - window - 2, b + window - 2]``
+(clipped to ``[0, T-3]``). With the default window 2 that is five accelerations per boundary.
+A jump between ``x[b-1]`` and ``x[b]`` (the join of two chunks) shows up in the accelerations
+labelled b and b+1 (rows b-2 and b-1), both inside the window. Windows of nearby boundaries are
+merged (each acceleration is counted once).
 
-Across episodes, :func:`aggregate` reports the mean and the population std (``ddof=0``).
+Worked example (docs/evaluation.md has it too): T = 20 frames, one boundary b = 10. The
+accelerations are rows 0..17, labelled frames 2..19; the window holds labels 8..12 = rows 6..10;
+the other 13 rows are the rest.
+
+Across episodes, :func:`aggregate` reports the mean and the sample std (``ddof=1``, pandas'
+``.std()``; NaN for a single episode).
 """
 
 from __future__ import annotations
@@ -48,24 +54,24 @@ def velocities(actions) -> np.ndarray:
 
 
 def accelerations(actions) -> np.ndarray:
-    """Second differences per joint. [T, J] deg -> [T-2, J] deg/frame^2; row i is centred at frame i+1."""
+    """Second differences per joint. [T, J] deg -> [T-2, J] deg/frame^2; row i is labelled frame i+2."""
     return np.diff(_as_actions(actions), n=2, axis=0)
 
 
 def velocity_variance(actions) -> float:
-    """U_v: max over joints of var(v), population variance. [T, J] deg -> deg^2/frame^2 (T >= 2)."""
+    """U_v: max over joints of var(v), sample variance (ddof=1). [T, J] deg -> deg^2/frame^2 (T >= 3)."""
     v = velocities(actions)
-    if v.shape[0] < 1:
-        raise ValueError("U_v needs at least 2 frames")
-    return float(np.max(np.var(v, axis=0)))
+    if v.shape[0] < 2:
+        raise ValueError("U_v needs at least 3 frames")
+    return float(np.max(np.var(v, axis=0, ddof=1)))
 
 
 def acceleration_variance(actions) -> float:
-    """U_a: max over joints of var(a), population variance. [T, J] deg -> deg^2/frame^4 (T >= 3)."""
+    """U_a: max over joints of var(a), sample variance (ddof=1). [T, J] deg -> deg^2/frame^4 (T >= 4)."""
     a = accelerations(actions)
-    if a.shape[0] < 1:
-        raise ValueError("U_a needs at least 3 frames")
-    return float(np.max(np.var(a, axis=0)))
+    if a.shape[0] < 2:
+        raise ValueError("U_a needs at least 4 frames")
+    return float(np.max(np.var(a, axis=0, ddof=1)))
 
 
 def mean_abs_velocity(actions) -> float:
@@ -77,12 +83,12 @@ def mean_abs_velocity(actions) -> float:
 
 
 def boundary_acceleration_mask(num_frames: int, boundaries: Iterable[int], window: int = SPIKE_WINDOW) -> np.ndarray:
-    """Boolean [num_frames - 2] mask over second-difference rows whose centre frame is
+    """Boolean [num_frames - 2] mask over second-difference rows whose label frame (row + 2) is
     within +-window of some boundary (see the module docstring for the index mapping)."""
     mask = np.zeros(max(num_frames - 2, 0), dtype=bool)
     for b in boundaries:
-        lo = max(int(b) - window - 1, 0)
-        hi = min(int(b) + window - 1, num_frames - 3)
+        lo = max(int(b) - window - 2, 0)
+        hi = min(int(b) + window - 2, num_frames - 3)
         if lo <= hi:
             mask[lo : hi + 1] = True
     return mask
@@ -143,7 +149,7 @@ def episode_metrics(pred, truth, boundaries: Sequence[int], window: int = SPIKE_
 
 
 def aggregate(per_episode: list[dict], exclude: Iterable[str] = ("episode",)) -> dict:
-    """Mean and population std (ddof=0) across episodes of every numeric key.
+    """Mean and sample std (ddof=1, NaN for one episode) across episodes of every numeric key.
 
     per_episode: one flat dict per episode. Keys in ``exclude`` and non-numeric values are
     skipped; yes/no values count as 1/0, so their mean is a rate (closed loop: success).
@@ -162,6 +168,6 @@ def aggregate(per_episode: list[dict], exclude: Iterable[str] = ("episode",)) ->
         values = np.array([float(row[k]) for row in per_episode if k in row], dtype=np.float64)
         with np.errstate(invalid="ignore"):
             out[f"{k}_mean"] = float(values.mean())
-            out[f"{k}_std"] = float(values.std(ddof=0))
+            out[f"{k}_std"] = float(values.std(ddof=1)) if values.size > 1 else math.nan
     out["num_episodes"] = len(per_episode)
     return out

@@ -4,7 +4,8 @@ For one episode of N frames with ground-truth actions ``truth[0..N-1]``, a polic
 history K (``past_length``), delay d (1..D) and chunk size C, advancing s frames per chunk:
 
 - Observation frames (chunk boundaries) ``t_i = K + i*s`` for every i with
-  ``t_i + d + C <= N`` (only whole chunks, so prediction and truth cover the same frames).
+  ``t_i + D + C < N``, D the policy's largest delay, whatever d is (the original evaluation
+  script's rule; only whole chunks, so prediction and truth cover the same frames).
 - At ``t_i`` the policy sees the observation of frame ``t_i``, the past actions of frames
   ``t_i-K .. t_i-1`` and the committed actions of frames ``t_i .. t_i+d-1``, and predicts
   chunk i, placed at frames ``p_i = t_i + d`` .. ``p_i + C - 1``.
@@ -68,9 +69,11 @@ def resolve_delay_and_advance(predictor, delay: int | None, advance: int | None,
 
 
 def minimum_episode_length(predictor, delay: int) -> int:
-    """K + d + C: the shortest episode that holds one whole chunk with its history."""
-    past = int(predictor.past_length) if is_prefix_policy(predictor) else 0
-    return past + delay + int(predictor.chunk_size)
+    """K + D + C + 1: the shortest episode that holds one chunk under the placement rule."""
+    prefix_policy = is_prefix_policy(predictor)
+    past = int(predictor.past_length) if prefix_policy else 0
+    max_delay = int(predictor.max_delay) if prefix_policy else 0
+    return past + max(delay, max_delay) + int(predictor.chunk_size) + 1
 
 
 @dataclass
@@ -97,14 +100,18 @@ class ChunkSchedule:
         return np.arange(t - self.past_length, t + self.delay)
 
 
-def chunk_schedule(num_frames: int, past_length: int, delay: int, chunk_size: int, advance: int) -> ChunkSchedule:
-    needed = past_length + delay + chunk_size
+def chunk_schedule(
+    num_frames: int, past_length: int, delay: int, chunk_size: int, advance: int, max_delay: int | None = None
+) -> ChunkSchedule:
+    """Chunks observed at t = K, K+s, ... while t + D + C < N (D = max_delay, default d)."""
+    max_delay = delay if max_delay is None else max_delay
+    needed = past_length + max_delay + chunk_size + 1
     if num_frames < needed:
         raise ReplayInputError(
-            f"episode has {num_frames} frames, fewer than K+d+C = {past_length}+{delay}+{chunk_size} = {needed}; "
+            f"episode has {num_frames} frames, fewer than K+D+C+1 = {past_length}+{max_delay}+{chunk_size}+1 = {needed}; "
             "choose longer episodes"
         )
-    frames = list(range(past_length, num_frames - delay - chunk_size + 1, advance))
+    frames = list(range(past_length, num_frames - max_delay - chunk_size, advance))
     return ChunkSchedule(past_length, delay, chunk_size, advance, frames)
 
 
@@ -202,7 +209,8 @@ def replay_episode(
     delay, advance = resolve_delay_and_advance(predictor, delay, advance, blend)
     prefix_policy = is_prefix_policy(predictor)
     K = int(predictor.past_length) if prefix_policy else 0
-    sched = chunk_schedule(len(truth), K, delay, int(predictor.chunk_size), advance)
+    max_delay = int(predictor.max_delay) if prefix_policy else 0
+    sched = chunk_schedule(len(truth), K, delay, int(predictor.chunk_size), advance, max_delay)
     n_chunks = len(sched.observation_frames)
     stitcher = Stitcher(len(truth), truth.shape[1], blend)
     out = EpisodeReplay(episode, truth, stitcher.values, stitcher.chunk_index, sched)

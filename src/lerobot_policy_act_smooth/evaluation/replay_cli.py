@@ -169,7 +169,7 @@ def check_inputs(cfg: ReplayConfig, predictor, data: DatasetEpisodes, episodes: 
     for e in episodes:
         if data.length(e) < need:
             raise ReplayInputError(
-                f"episode {e} has {data.length(e)} frames, fewer than K+d+C = {need}; choose longer episodes"
+                f"episode {e} has {data.length(e)} frames, fewer than K+D+C+1 = {need}; choose longer episodes"
             )
     return delay, advance
 

@@ -109,7 +109,7 @@ def format_results_text(
     per_episode: list[dict], agg: dict, title: str, header_lines: list[str] = (), layout: TextLayout = TextLayout()
 ) -> str:
     """The plain-text report: per episode each group's U_v/U_a/mu_v (replay: Predicted and
-    Truth), the spikes with their two means and the MAE if any, then the mean +- std (ddof=0)
+    Truth), the spikes with their two means and the MAE if any, then the mean +- std (sample std, ddof=1)
     across episodes."""
     groups = [(label, p) for label, p in layout.groups if any(f"{p}U_a" in row for row in per_episode)]
     has_mae = any("mae" in row for row in per_episode)
@@ -119,7 +119,7 @@ def format_results_text(
         lines.append(layout.heading(row))
         lines += _block(groups, has_mae, extra, lambda k, row=row: fmt(row.get(k)))
         lines.append("")
-    lines.append(f"Aggregate over {len(per_episode)} episodes (mean +- std, population std ddof=0)")
+    lines.append(f"Aggregate over {len(per_episode)} episodes (mean +- std, sample std ddof=1)")
     lines += _block(groups, has_mae, extra, lambda k: f"{fmt(agg.get(k + '_mean'))} +- {fmt(agg.get(k + '_std'))}")
     if layout.footer is not None:
         lines += layout.footer(agg, per_episode)

@@ -3,13 +3,15 @@
 A plan (see plans/paper.toml, and docs/experiments.md for the full reference):
 
     name = "cpu-small"
-    seed = 1000
-    [dataset]            repo_id, root, heldout_episodes, optional [dataset.generate]
+    seeds = [1000, 1001, 1002]   training seeds: every training variant runs once per seed
+                                 (a single `seed = N` is the same as `seeds = [N]`)
+    [dataset]            repo_id, root (none: the hub dataset in LeRobot's cache), heldout_episodes,
+                         validation_episodes, optional [dataset.generate]
     [train]              lerobot-train flags shared by every trial (batch_size, save_freq, ...)
     [policy]             policy fields (`type` and the policy config fields), become --policy.X
     [selection]          final_loss_window, divergence_factor
     [evaluation]         replay_modes, closed_loop, closed_loop_episodes, replay_args, closed_loop_args, device
-    [stages.NAME]        steps, sweep, set, select, start_early, evaluate_checkpoint_of, ...
+    [stages.NAME]        steps, sweep, set, select, start_early, evaluate_checkpoint_of, seeds, ...
 
 Values in `set` (and `start_early`) may be references, resolved when the trial is scheduled:
     "winner:STAGE"         the value the winning trial of STAGE used for this same field
@@ -40,14 +42,15 @@ RUNNER_FLAGS = {"output_dir", "resume", "config_path", "job_name", "dataset.repo
 KNOWN_SELECT_EVALS = ("gt_prefix", "self_chaining", "closed_loop")
 REPLAY_MODES = ("gt_prefix", "self_chaining")
 
-_TOP_KEYS = {"name", "description", "seed", "dataset", "train", "policy", "selection", "evaluation", "stages"}
-_DATASET_KEYS = {"repo_id", "root", "heldout_episodes", "generate"}
+_TOP_KEYS = {"name", "description", "seed", "seeds", "dataset", "train", "policy", "selection", "evaluation", "stages"}
+_DATASET_KEYS = {"repo_id", "root", "heldout_episodes", "validation_episodes", "in_memory", "generate"}
 _GENERATE_KEYS = {"episodes", "seed", "fps", "cameras"}
 _SELECTION_KEYS = {"final_loss_window", "divergence_factor"}
-_EVAL_KEYS = {"replay_modes", "replay_args", "closed_loop", "closed_loop_episodes", "closed_loop_args", "device", "seed"}
+_EVAL_KEYS = {"replay_modes", "replay_args", "closed_loop", "closed_loop_episodes", "closed_loop_args", "device", "seed",
+              "baseline", "convergence_reference", "extra_episodes"}
 _STAGE_KEYS = {
     "label", "steps", "sweep", "set", "select", "start_early", "evaluate_checkpoint_of",
-    "replay_modes", "replay_args", "closed_loop", "closed_loop_args", "in_results",
+    "replay_modes", "replay_args", "closed_loop", "closed_loop_args", "in_results", "seeds",
 }
 
 
@@ -58,11 +61,27 @@ class PlanError(ValueError):
 @dataclass
 class DatasetSpec:
     repo_id: str
-    root: str  # relative paths: to output_dir when generated, else to the current directory
+    # Relative paths: to output_dir when generated, else to the current directory. None: a hub
+    # dataset, read from (and fetched once into) LeRobot's cache HF_LEROBOT_HOME/<repo_id>.
+    root: str | None
     heldout_episodes: int = 3
     generate: dict[str, Any] | None = None  # kwargs for sim.generate_dataset (episodes, seed, fps, cameras)
+    # The first `validation_episodes` of the held-out episodes choose winners (select = EVAL.METRIC);
+    # the rest are the ones the results table reports, so that selection never flatters a result.
+    validation_episodes: int = 0
+    # Train through `python -m lerobot_policy_act_smooth.train` (lerobot-train with the dataset's frames
+    # held in memory: the same samples, read faster; see in_memory_frames.py).
+    in_memory: bool = False
+
+    @property
+    def from_hub(self) -> bool:
+        return self.root is None and self.generate is None
 
     def resolved_root(self, output_dir: str | Path) -> Path:
+        if self.root is None:
+            from .hub import cache_root
+
+            return cache_root(self.repo_id)
         root = Path(self.root).expanduser()
         if root.is_absolute():
             return root
@@ -84,6 +103,7 @@ class Stage:
     closed_loop: bool | None
     closed_loop_args: list[str]
     in_results: bool
+    seeds: list[int] | None = None  # training seeds of this stage; None: the plan's
 
     @property
     def dependencies(self) -> list[str]:
@@ -105,7 +125,7 @@ class Stage:
 class Plan:
     name: str
     description: str
-    seed: int
+    seeds: list[int]
     dataset: DatasetSpec
     train: dict[str, Any]
     policy: dict[str, Any]
@@ -116,6 +136,16 @@ class Plan:
     raw: dict[str, Any] = field(repr=False)
     source: str = ""
 
+    @property
+    def seed(self) -> int:
+        """The first training seed; also the default seed of the evaluations."""
+        return self.seeds[0]
+
+    def stage_seeds(self, stage: Stage) -> list[int]:
+        if stage.evaluate_checkpoint_of:
+            return self.stage_seeds(self.stages[stage.evaluate_checkpoint_of])
+        return list(stage.seeds) if stage.seeds else list(self.seeds)
+
     def to_json(self) -> str:
         return json.dumps({"source": self.source, "plan": self.raw}, indent=2)
 
@@ -125,24 +155,39 @@ class TrialSpec:
     """One trial, fully resolved: what the worker runs. Serializable (plain dict via asdict)."""
 
     stage: str
-    name: str  # directory name inside the stage folder
+    name: str  # directory name inside the stage folder: the variant, plus ".seed<N>" when a stage has several seeds
     label: str
     steps: int
     flags: dict[str, Any]  # lerobot-train flags (without output_dir / resume)
     early: bool = False
+    variant: str = ""  # the swept value's name ("p_drop_obs_0.3") or "run": what selection compares
+    seed: int | None = None  # training seed (also flags["seed"])
     evaluate_checkpoint_of: str | None = None  # path of a finished trial dir whose checkpoint is evaluated
     replay_modes: list[str] = field(default_factory=list)
     replay_args: list[str] = field(default_factory=list)
     closed_loop: bool = False
     closed_loop_episodes: int = 0
     closed_loop_args: list[str] = field(default_factory=list)
-    heldout_episodes: list[int] = field(default_factory=list)
+    heldout_episodes: list[int] = field(default_factory=list)  # every evaluated episode (validation + test)
+    validation_episodes: list[int] = field(default_factory=list)  # the held-out ones kept for selection
+    in_memory_dataset: bool = False  # train through lerobot_policy_act_smooth.train (frames held in memory)
+    # Also replayed, reported apart: episodes the user wants scored beside the held-out ones
+    # (e.g. an earlier run's episodes, which were trained on). Held-out ones are not repeated.
+    extra_eval_episodes: list[int] = field(default_factory=list)
     eval_device: str = "auto"  # "auto": the trial's device (cuda when it got a GPU)
     eval_seed: int = 0
 
     @property
     def key(self) -> str:
         return f"{self.stage}/{self.name}"
+
+    @property
+    def variant_key(self) -> str:
+        return f"{self.stage}/{self.variant or self.name}"
+
+    @property
+    def test_episodes(self) -> list[int]:
+        return [e for e in self.heldout_episodes if e not in set(self.validation_episodes)]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -201,8 +246,9 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
     _unknown(errors, "plan", raw, _TOP_KEYS)
     ds = raw.get("dataset")
     dataset = None
-    if not isinstance(ds, dict) or not ds.get("repo_id") or not ds.get("root"):
-        errors.append("missing dataset: the plan needs [dataset] with repo_id and root (and [dataset.generate] to create it)")
+    if not isinstance(ds, dict) or not ds.get("repo_id") or (ds.get("generate") is not None and not ds.get("root")):
+        errors.append("missing dataset: the plan needs [dataset] with repo_id (a hub id, or with root a local copy; "
+                      "[dataset.generate] and root to create one)")
     else:
         _unknown(errors, "[dataset]", ds, _DATASET_KEYS)
         gen = ds.get("generate")
@@ -213,7 +259,20 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
         heldout = ds.get("heldout_episodes", 3)
         if not isinstance(heldout, int) or heldout < 0:
             errors.append(f"[dataset] heldout_episodes must be an integer >= 0, got {heldout!r}")
-        dataset = DatasetSpec(str(ds["repo_id"]), str(ds["root"]), heldout, gen)
+        validation = ds.get("validation_episodes", 0)
+        if not isinstance(validation, int) or isinstance(validation, bool) or validation < 0:
+            errors.append(f"[dataset] validation_episodes must be an integer >= 0, got {validation!r}")
+        elif isinstance(heldout, int) and validation and validation >= heldout:
+            errors.append(f"[dataset] validation_episodes ({validation}) must be fewer than heldout_episodes "
+                          f"({heldout}): the rest of the held-out episodes are the reported ones")
+        in_memory = ds.get("in_memory", False)
+        if not isinstance(in_memory, bool):
+            errors.append(f"[dataset] in_memory must be true or false, got {in_memory!r}")
+        dataset = DatasetSpec(str(ds["repo_id"]), str(ds["root"]) if ds.get("root") else None, heldout, gen,
+                              validation, bool(in_memory))
+    seeds = _parse_seeds(errors, "plan", raw.get("seeds", [raw.get("seed", 1000)]))
+    if "seed" in raw and "seeds" in raw:
+        errors.append("the plan sets both `seed` and `seeds`: keep `seeds = [...]`")
     train = flatten(raw.get("train", {}))
     policy = flatten(raw.get("policy", {}))
     if "type" not in policy:
@@ -234,6 +293,10 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
     evaluation.setdefault("closed_loop_episodes", 5)
     evaluation.setdefault("closed_loop_args", [])
     evaluation.setdefault("device", "auto")
+    evaluation.setdefault("extra_episodes", [])
+    extra = evaluation["extra_episodes"]
+    if not isinstance(extra, list) or not all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in extra):
+        errors.append(f"[evaluation] extra_episodes must be a list of episode indices >= 0, got {extra!r}")
     for mode in evaluation["replay_modes"]:
         if mode not in REPLAY_MODES:
             errors.append(f"[evaluation] unknown replay mode {mode!r} (use {', '.join(REPLAY_MODES)})")
@@ -289,7 +352,10 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
             closed_loop=st.get("closed_loop"),
             closed_loop_args=list(st.get("closed_loop_args", [])),
             in_results=bool(st.get("in_results", True)),
+            seeds=_parse_seeds(errors, where, st["seeds"]) if "seeds" in st else None,
         )
+        if "seeds" in st and evaluate_of:
+            errors.append(f"{where}: an evaluation-only stage uses the seeds of the stage it evaluates; remove `seeds`")
     if not stages:
         errors.append("the plan has no [stages.NAME] section")
     if errors:
@@ -297,7 +363,7 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
     return Plan(
         name=str(raw.get("name", Path(source).stem)),
         description=str(raw.get("description", "")),
-        seed=int(raw.get("seed", 1000)),
+        seeds=seeds,
         dataset=dataset,
         train=train,
         policy=policy,
@@ -308,6 +374,18 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
         raw=raw,
         source=source,
     )
+
+
+def _parse_seeds(errors: list[str], where: str, value: Any) -> list[int]:
+    if not isinstance(value, list) or not value:
+        errors.append(f"{where}: seeds must be a non-empty list of integers, e.g. seeds = [1000, 1001, 1002]; got {value!r}")
+        return [1000]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        errors.append(f"{where}: seeds must be integers, got {value!r}")
+        return [1000]
+    if len(set(value)) != len(value):
+        errors.append(f"{where}: seeds {value!r} repeat a value")
+    return list(value)
 
 
 def _unknown(errors: list[str], where: str, table: Any, allowed: set[str]) -> None:
@@ -410,6 +488,8 @@ def validate_plan(plan: Plan, output_dir: str | Path | None = None) -> None:
         check_field("[train]", name)
     if "steps" in plan.train:
         errors.append("[train]: steps is given per stage (`steps = N` in each [stages.NAME])")
+    if "seed" in plan.train:
+        errors.append("[train]: the training seed comes from the plan's `seeds = [...]`; remove seed from [train]")
     for name in plan.policy:
         check_field("[policy]", f"policy.{name}")
 
@@ -423,6 +503,8 @@ def validate_plan(plan: Plan, output_dir: str | Path | None = None) -> None:
                 errors.append(f"{where}: {st.sweep[0]} is both swept and set")
         for fname in fields:
             check_field(where, fname)
+        if "seed" in fields:
+            errors.append(f"{where}: the training seed comes from `seeds = [...]` (plan or stage); do not set or sweep seed")
         for fname, value in st.set.items():
             ref = parse_winner_ref(value)
             if ref:
@@ -461,7 +543,17 @@ def validate_plan(plan: Plan, output_dir: str | Path | None = None) -> None:
     if cycle:
         errors.append("stage references form a cycle: " + " -> ".join(cycle))
 
-    if plan.dataset.generate is None:
+    n_episodes = None
+    if plan.dataset.from_hub:
+        from .hub import cached_dataset_root, check_hub_dataset
+
+        problem = check_hub_dataset(plan.dataset.repo_id)
+        if problem:
+            errors.append(problem)
+        elif cached_dataset_root(plan.dataset.repo_id) is not None:
+            n_episodes = dataset_num_episodes(plan.dataset.resolved_root("."))
+            # else: fetched at the start of the run, then checked (check_episode_counts)
+    elif plan.dataset.generate is None:
         root = plan.dataset.resolved_root(output_dir or ".")
         if not (root / "meta" / "info.json").is_file():
             errors.append(
@@ -469,15 +561,27 @@ def validate_plan(plan: Plan, output_dir: str | Path | None = None) -> None:
                 "give an existing dataset root (--dataset_root=...), or add [dataset.generate] to create one"
             )
         else:
-            n = dataset_num_episodes(root)
-            if n <= plan.dataset.heldout_episodes:
-                errors.append(
-                    f"dataset {root} has {n} episodes; heldout_episodes = {plan.dataset.heldout_episodes} leaves none to train on"
-                )
-    elif plan.dataset.generate["episodes"] <= plan.dataset.heldout_episodes:
-        errors.append("[dataset.generate] episodes must exceed heldout_episodes")
+            n_episodes = dataset_num_episodes(root)
+    else:
+        n_episodes = plan.dataset.generate["episodes"]
+    if n_episodes is not None:
+        errors += check_episode_counts(plan, n_episodes)
     if errors:
         raise PlanError(_format_errors(plan.source, errors))
+
+
+def check_episode_counts(plan: Plan, n_episodes: int) -> list[str]:
+    """Problems of the held-out split and the extra evaluation episodes for a dataset of n episodes."""
+    errors = []
+    where = "[dataset.generate] episodes" if plan.dataset.generate is not None else f"dataset {plan.dataset.repo_id}"
+    if n_episodes <= plan.dataset.heldout_episodes:
+        errors.append(f"{where}: {n_episodes} episodes, and heldout_episodes = {plan.dataset.heldout_episodes} "
+                      "leaves none to train on")
+    outside = [e for e in plan.evaluation.get("extra_episodes", []) if e >= n_episodes]
+    if outside:
+        errors.append(f"evaluation episodes {outside} are outside the dataset ({where}: {n_episodes} episodes, "
+                      f"indices 0..{n_episodes - 1}); give indices below {n_episodes}")
+    return errors
 
 
 def _find_cycle(plan: Plan) -> list[str] | None:
@@ -557,11 +661,16 @@ def resolve_stage(
         closed_loop_args=list(ev.get("closed_loop_args", [])) + stage.closed_loop_args,
         eval_seed=int(ev.get("seed", plan.seed)),
         eval_device=str(ev.get("device", "auto")),
+        extra_eval_episodes=list(ev.get("extra_episodes", [])),
     )
+    seeds = plan.stage_seeds(stage)
     if stage.evaluate_checkpoint_of is not None:
         src = winner_flags[stage.evaluate_checkpoint_of]
         return [
-            TrialSpec(stage=stage.name, name="run", label=stage.label, steps=0, flags=dict(src), **common)
+            TrialSpec(stage=stage.name, name=seeded_name("run", seed, seeds),
+                      label=stage.label + (f" seed {seed}" if len(seeds) > 1 else ""), steps=0,
+                      flags={**src, "seed": seed}, variant="run", seed=seed, **common)
+            for seed in seeds
         ]
     variants: list[tuple[str, str, dict[str, Any]]] = []
     if stage.sweep:
@@ -571,7 +680,7 @@ def resolve_stage(
     else:
         variants.append(("run", stage.label, {}))
     trials = []
-    for name, label, swept in variants:
+    for (name, label, swept), seed in ((v, s) for v in variants for s in seeds):
         flags = base_flags(plan)
         for fname, value in stage.set.items():
             ref = parse_winner_ref(value)
@@ -590,20 +699,27 @@ def resolve_stage(
                 flags[fname] = flags[same]
         flags = drop_foreign_policy_fields(flags)
         flags["steps"] = stage.steps
-        flags["seed"] = flags.get("seed", plan.seed)
+        flags["seed"] = seed
         flags.update(dataset_flags)
         trials.append(
             TrialSpec(
                 stage=stage.name,
-                name=name + (".early" if early else ""),
-                label=label + (" (early start)" if early else ""),
+                name=seeded_name(name, seed, seeds) + (".early" if early else ""),
+                label=label + (f" seed {seed}" if len(seeds) > 1 else "") + (" (early start)" if early else ""),
                 steps=stage.steps,
                 flags=flags,
                 early=early,
+                variant=name,
+                seed=seed,
                 **common,
             )
         )
     return trials
+
+
+def seeded_name(variant: str, seed: int, seeds: list[int]) -> str:
+    """A trial folder's name: the variant alone when the stage has one seed (as before seeds existed)."""
+    return f"{variant}.seed{seed}" if len(seeds) > 1 else variant
 
 
 def drop_foreign_policy_fields(flags: dict[str, Any]) -> dict[str, Any]:

@@ -10,13 +10,29 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
+
+import numpy as np
 from typing import Any
 
 from ..provenance import atomic_write_bytes, atomic_write_text
-from .plan import Plan, plan_from_dict
-from .selection import Candidate, divergence_reason, final_loss, select_winner
-from .trial import read_done, read_loss_csv
+from .plan import Plan, TrialSpec, plan_from_dict
+from .results_table import (
+    HEADLINE,
+    METRICS,
+    differences,
+    episode_rows,
+    fmt_difference,
+    fmt_estimate,
+    metric_grid,
+    variant_estimates,
+    verdict_sentence,
+)
+from .runner import stage_summary
+from .selection import divergence_reason, final_loss
+from .statistics import bootstrap_mean
+from .trial import TRAINED_SUFFIX, extra_episodes, read_done, read_loss_csv
 
 REPLAY_COLUMNS = [("U_a_mean", "U_a"), ("spike_mean", "spike"), ("mae_mean", "MAE")]
 # obs mu_v sits next to obs U_a because a run that barely moves is smooth for the wrong reason.
@@ -186,7 +202,8 @@ def write_report(output_dir: str | Path) -> Path:
         sim = plan.dataset.generate is not None
         lines.append(f"- plan: `{plan.source}`; dataset `{plan.dataset.repo_id}`"
                      + (" (simulated: these are simulated-data figures)" if sim else ""))
-        lines.append(f"- held-out episodes (never trained on): the last {plan.dataset.heldout_episodes} of the dataset")
+        lines.append(f"- held-out episodes (never trained on): the last {plan.dataset.heldout_episodes} of the dataset"
+                     + _episode_list(trials, "heldout_episodes"))
     else:
         lines.append(f"- {plan_note}")
     if run:
@@ -204,8 +221,8 @@ def write_report(output_dir: str | Path) -> Path:
         finals = [r for r in recs if not r.spec.get("early")] or recs
         sj = _stage_json(output_dir, stage)
         if st is not None and st.trains and finals and all(r.done for r in finals):
-            sel = select_winner([Candidate(r.key, r.losses, _metrics(r)) for r in finals], st.select, window, factor)
-            winners[stage], rule, note = sel.winner, sel.rule_used, sel.note
+            summary = stage_summary(plan, stage, [TrialSpec.from_dict(r.spec) for r in finals], output_dir)
+            winners[stage], rule, note = summary["winner"], summary["rule"], summary["note"]
         else:
             winners[stage], rule, note = sj.get("winner"), sj.get("rule", "-"), sj.get("note", "")
         n_done = sum(1 for r in recs if r.done)
@@ -225,9 +242,11 @@ def write_report(output_dir: str | Path) -> Path:
             reason = divergence_reason(r.losses, window, factor) if r.done else None
             value = _fmt(r.spec["flags"].get(field))
             status = f"DIVERGED ({reason})" if reason else r.status
-            cells = [value + (" (early)" if r.spec.get("early") else ""), str(r.spec.get("steps")), _fmt(fl),
+            seed = r.spec.get("seed") if len(plan.stage_seeds(st)) > 1 else None
+            cells = [value + (f" (seed {seed})" if seed is not None else "") + (" (early)" if r.spec.get("early") else ""),
+                     str(r.spec.get("steps")), _fmt(fl),
                      _fmt(min(r.losses) if r.losses else None), status]
-            if r.key == winners.get(stage):
+            if TrialSpec.from_dict(r.spec).variant_key == winners.get(stage):
                 cells = [f"**{c}**" for c in cells[:3]] + cells[3:]
                 cells[4] = "winner"
             lines.append("| " + " | ".join(cells) + " |")
@@ -247,7 +266,9 @@ def write_report(output_dir: str | Path) -> Path:
     header = ["run", "steps", "final loss"]
     for _, prefix, cols in evals_used:
         header += [f"{prefix} {c[1]}" for c in cols]
-    lines += ["## Results", "",
+    if plan is not None:
+        lines += interval_section(trials, plan, winners)
+    lines += ["## Results per trial", "",
               "gt = offline replay with ground-truth prefix, sc = self-chaining replay (the model's own chunks feed "
               "the prefix), both on the held-out episodes; CL = closed loop in the simulator with asynchronous-"
               "inference timing. U_a as mean ± std across episodes (deg²/frame⁴); spike = boundary |a| / other |a|; "
@@ -290,6 +311,7 @@ def write_report(output_dir: str | Path) -> Path:
     if truth is not None:
         lines += [f"Ground truth on the held-out episodes: U_a {_fmt(truth.get('truth_U_a_mean'))} "
                   f"± {_fmt(truth.get('truth_U_a_std'), 3)}, spike {_fmt(truth.get('truth_spike_mean'))}.", ""]
+    lines += trained_episodes_section(trials, plan)
     if _plot_bars(output_dir / "results_bars.png", rows_for_plot):
         lines += ["![U_a and boundary spike per run](results_bars.png)", ""]
     if notes:
@@ -299,14 +321,177 @@ def write_report(output_dir: str | Path) -> Path:
     return path
 
 
-def _metrics(r: TrialRecord) -> dict[str, float]:
-    out = {}
-    for name in ("gt_prefix", "self_chaining", "closed_loop"):
-        agg, _ = r.evaluation(name)
-        for k, v in (agg or {}).items():
-            if isinstance(v, (int, float)):
-                out[f"{name}.{k}"] = float(v)
-    return out
+def _episode_list(trials: dict[str, list[TrialRecord]], key: str) -> str:
+    """": episodes 27, 28, 29" from the trial specs (empty before any trial was scheduled)."""
+    eps = next((r.spec.get(key) for recs in trials.values() for r in recs if r.spec.get(key)), None)
+    return f": episodes {', '.join(map(str, eps))}" if eps else ""
+
+
+def trained_episodes_section(trials: dict[str, list[TrialRecord]], plan: Plan | None) -> list[str]:
+    """The replay results on the extra evaluation episodes ([evaluation] extra_episodes), apart
+    from the held-out table: those episodes were trained on, so their figures flatter every model."""
+    found = []
+    for stage, recs in trials.items():
+        st = plan.stages.get(stage) if plan else None
+        if st is None or st.in_results:
+            found += [(r, TrialSpec.from_dict(r.spec)) for r in recs if extra_episodes(TrialSpec.from_dict(r.spec))]
+    if not found:
+        return []
+    modes = [m for m, _ in (("gt_prefix", "gt"), ("self_chaining", "sc")) if any(m in s.replay_modes for _, s in found)]
+    prefix = {"gt_prefix": "gt", "self_chaining": "sc"}
+    header = ["run", "episodes"] + [f"{prefix[m]} {name}" for m in modes for _, name in REPLAY_COLUMNS]
+    lines = ["## Episodes that were trained on", "",
+             "The same replay on the extra evaluation episodes ([evaluation] extra_episodes), which every training "
+             "saw: for comparison with runs scored on those episodes (the research plan's earlier run used 0, 1, 2). "
+             "They flatter each model; judge by the held-out table above.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r, spec in found:
+        cells = [r.label, ", ".join(map(str, extra_episodes(spec)))]
+        for mode in modes:
+            agg, _ = r.evaluation(mode + TRAINED_SUFFIX)
+            cells += [_fmt((agg or {}).get(key)) for key, _ in REPLAY_COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _variant_groups(trials: dict[str, list[TrialRecord]], plan: Plan) -> list[tuple[str, str, list[TrialRecord]]]:
+    """(stage, variant key, finished seed trials) of every stage in the results, in plan order."""
+    groups = []
+    for stage, recs in trials.items():
+        st = plan.stages.get(stage)
+        if st is None or not st.in_results:
+            continue
+        by_variant: dict[str, list[TrialRecord]] = {}
+        for r in recs:
+            if r.spec.get("early") and _superseded(r, recs):
+                continue
+            by_variant.setdefault(TrialSpec.from_dict(r.spec).variant_key, []).append(r)
+        for key, members in by_variant.items():
+            groups.append((stage, key, [r for r in members if r.done]))
+    return groups
+
+
+def _variant_label(recs: list[TrialRecord], key: str) -> str:
+    if not recs:
+        return key
+    label = re.sub(r" seed -?\d+", "", recs[0].label)
+    return label
+
+
+def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: dict[str, str | None]) -> list[str]:
+    """The headline table: mean [95% interval] over seeds x test episodes, paired differences from
+    the baseline, one generated sentence per variant, and the baseline's convergence criteria."""
+    groups = _variant_groups(trials, plan)
+    if not groups:
+        return []
+    grids = {}
+    for stage, key, recs in groups:
+        spec = TrialSpec.from_dict(recs[0].spec) if recs else None
+        test = spec.test_episodes if spec else []
+        grids[key] = {m.label: metric_grid([episode_rows(r.dir, r.done, m.evaluation) for r in recs], m.key,
+                                           None if m.evaluation == "closed_loop" else test)
+                      for m in METRICS}
+    used = [m for m in METRICS if any(g[m.label] is not None for g in grids.values())]
+    if not used:
+        return []
+    baseline_stage = plan.evaluation.get("baseline", "baseline")
+    baseline_key = winners.get(baseline_stage) or next((k for s, k, _ in groups if s == baseline_stage), None)
+    labels = {key: _variant_label(recs, key) for _, key, recs in groups}
+    n_seeds = {key: len(recs) for _, key, recs in groups}
+    first = next((recs[0] for _, _, recs in groups if recs), None)
+    spec = TrialSpec.from_dict(first.spec) if first else None
+    lines = ["## Results with 95% intervals", "",
+             f"Each cell: mean [95% bootstrap interval] over the variant's training seeds and the reported episodes "
+             f"(replay: the {len(spec.test_episodes) if spec else 0} test episodes "
+             f"{_episodes_text(spec.test_episodes) if spec else ''}, never used to choose anything"
+             + (f"; the {len(spec.validation_episodes)} validation episodes {_episodes_text(spec.validation_episodes)} "
+                "chose the sweeps' winners" if spec and spec.validation_episodes else "")
+             + (f"; closed loop: {spec.closed_loop_episodes} simulator episodes"
+                if spec and any(m.evaluation == "closed_loop" for m in used) else "") + "). "
+             "Seeds and episodes are both resampled (statistics.py). U_a in deg²/frame⁴, MAE in degrees, "
+             "spike = boundary |a| / other |a|, success as a rate.", "",
+             "| run | seeds | " + " | ".join(m.label for m in used) + " |", "|---|---|" + "---|" * len(used)]
+    estimates = {key: variant_estimates(g) for key, g in grids.items()}
+    for _, key, _ in groups:
+        cells = [labels[key] + (" (baseline)" if key == baseline_key else ""), str(n_seeds[key])]
+        cells += [fmt_estimate(estimates[key][m.label]) for m in used]
+        lines.append("| " + " | ".join(cells) + " |")
+    truth = _truth_u_a(groups, grids, baseline_key)
+    if truth:
+        lines += ["", f"Demonstrations on the same test episodes: U_a {truth}."]
+    lines.append("")
+    if baseline_key is None or baseline_key not in grids:
+        return lines + [f"(no baseline stage {baseline_stage!r} to compare with: set [evaluation] baseline)", ""]
+    heads = [label for label in HEADLINE if any(m.label == label for m in used)]
+    diff_rows, sentences = [], []
+    for _, key, _ in groups:
+        if key == baseline_key:
+            continue
+        diffs = differences(grids[key], grids[baseline_key])
+        diff_rows.append("| " + " | ".join([labels[key]] + [fmt_difference(diffs.get(h)) for h in heads]) + " |")
+        sentences.append(verdict_sentence(labels[key], diffs, labels[baseline_key]))
+    if diff_rows:
+        lines += [f"Difference from the baseline ({labels[baseline_key]}), variant minus baseline, paired on the "
+                  "same episodes, with its 95% interval; an interval that contains 0 means not distinguishable.", "",
+                  "| run | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)] + diff_rows + [""]
+        lines += ["Reading (generated from the intervals):", ""] + [f"- {s}" for s in sentences] + [""]
+    lines += convergence_lines(plan, trials, grids, baseline_key, groups)
+    return lines
+
+
+def _episodes_text(episodes: list[int]) -> str:
+    if not episodes:
+        return ""
+    if episodes == list(range(episodes[0], episodes[-1] + 1)) and len(episodes) > 2:
+        return f"({episodes[0]}..{episodes[-1]})"
+    return "(" + ", ".join(map(str, episodes)) + ")"
+
+
+def _truth_u_a(groups, grids, baseline_key) -> str | None:
+    for _, key, recs in groups:
+        if key != baseline_key or not recs:
+            continue
+        spec = TrialSpec.from_dict(recs[0].spec)
+        grid = metric_grid([episode_rows(r.dir, r.done, "gt_prefix") for r in recs[:1]], "truth_U_a", spec.test_episodes)
+        if grid is not None:
+            return fmt_estimate(bootstrap_mean(grid))
+    return None
+
+
+def convergence_lines(plan: Plan, trials: dict[str, list[TrialRecord]], grids: dict, baseline_key: str,
+                      groups) -> list[str]:
+    """The baseline against the convergence criteria of docs/experiments.md."""
+    g = grids.get(baseline_key, {})
+    recs = next((recs for _, key, recs in groups if key == baseline_key), [])
+    out = ["### Is the baseline converged?", ""]
+    success = g.get("CL success")
+    if success is not None:
+        est = bootstrap_mean(success)
+        out.append(f"- closed-loop success {est.mean:.0%} over {success.shape[1]} episodes x {success.shape[0]} seeds "
+                   f"(criterion >= 90% over >= 20 episodes): "
+                   + ("met" if est.mean >= 0.9 and success.shape[1] >= 20 else "NOT met"))
+    ua = g.get("gt U_a")
+    if ua is not None and recs:
+        spec = TrialSpec.from_dict(recs[0].spec)
+        truth = metric_grid([episode_rows(r.dir, r.done, "gt_prefix") for r in recs], "truth_U_a", spec.test_episodes)
+        if truth is not None:
+            ratio = float(np.nanmean(ua)) / float(np.nanmean(truth))
+            out.append(f"- gt-prefix U_a {ratio:.2f}x the demonstrations' on the same episodes (criterion <= 3x): "
+                       + ("met" if ratio <= 3 else "NOT met"))
+    reference = plan.evaluation.get("convergence_reference")
+    ref_recs = [r for r in trials.get(reference, []) if r.done] if reference else []
+    mae, ref = g.get("gt MAE"), None
+    if reference and ref_recs:
+        spec = TrialSpec.from_dict(ref_recs[0].spec)
+        ref = metric_grid([episode_rows(r.dir, r.done, "gt_prefix") for r in ref_recs], "mae", spec.test_episodes)
+    if mae is not None and ref is not None:
+        gain = 1.0 - float(np.nanmean(mae)) / float(np.nanmean(ref))
+        out.append(f"- gt-prefix MAE {np.nanmean(mae):.3g} deg after the full run vs {np.nanmean(ref):.3g} deg after half "
+                   f"the steps ({reference}): doubling the training improved it by {gain:.1%} (criterion < 5%): "
+                   + ("met" if gain < 0.05 else "NOT met"))
+    elif reference:
+        out.append(f"- MAE flattening: the half-length reference stage {reference!r} has no gt-prefix results yet")
+    return out + [""] if len(out) > 2 else []
 
 
 def _superseded(r: TrialRecord, recs: list[TrialRecord]) -> bool:

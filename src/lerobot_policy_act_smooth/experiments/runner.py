@@ -19,9 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from ..provenance import atomic_write_json, atomic_write_text, run_metadata
-from .plan import Plan, PlanError, TrialSpec, dataset_num_episodes, resolve_stage, split_episodes, validate_plan
+from ..evaluation.metrics import aggregate
+from .plan import (
+    Plan,
+    PlanError,
+    TrialSpec,
+    check_episode_counts,
+    dataset_num_episodes,
+    resolve_stage,
+    split_episodes,
+    validate_plan,
+)
+from .resources import check_nodes_see, cluster_resources, node_resources
 from .selection import Candidate, select_winner
-from .trial import evaluations_complete, read_done, read_loss_csv, run_trial, trial_dir
+from .trial import evaluations_complete, missing_evaluations, read_done, read_loss_csv, run_trial, trial_dir
 
 MAX_TASK_RETRIES = 3  # a trial whose worker or node dies is re-run (and resumes from its checkpoint)
 
@@ -32,23 +43,22 @@ class RunOptions:
     ray_address: str | None = None
     max_concurrent_trials: int | None = None
     cpus_per_trial: int | None = None
+    gpus_per_trial: float | None = None  # default: 1 for cuda trials (see resources.requested_resources)
     retry_failed_evals: bool = False
     write_report: bool = True
     poll_s: float = 2.0
     print_every_s: float = 15.0
-
-
-def apply_dataset_overrides(plan: Plan, root: str | None, repo_id: str | None) -> None:
-    """--dataset_root points the plan at an existing dataset (its generate section is dropped)."""
-    if root:
-        plan.dataset.root = str(Path(root).expanduser().resolve())
-        plan.dataset.generate = None
-    if repo_id:
-        plan.dataset.repo_id = repo_id
+    # What a Ray worker runs for one trial; tests put a stand-in here (same signature as run_trial).
+    trial_function: Callable[..., dict] = run_trial
 
 
 def prepare_dataset(plan: Plan, output_dir: Path, out: Callable[[str], None]) -> Path:
-    """The dataset root, generated first when the plan asks for it and it is not complete yet."""
+    """The dataset root: fetched into LeRobot's cache first for a hub dataset, generated first when
+    the plan asks for it and it is not complete yet."""
+    if plan.dataset.from_hub:
+        from .hub import fetch_dataset
+
+        return fetch_dataset(plan.dataset.repo_id, out)
     root = plan.dataset.resolved_root(output_dir)
     gen = plan.dataset.generate
     if gen is None:
@@ -56,10 +66,15 @@ def prepare_dataset(plan: Plan, output_dir: Path, out: Callable[[str], None]) ->
     info = root / "meta" / "info.json"
     if info.is_file():
         n = dataset_num_episodes(root)
+        old_seed = _generated_seed(root)
+        want_seed = int(gen.get("seed", plan.seed))
+        # Finished trials were trained on it: never regenerate it under them.
         if n != gen["episodes"]:
-            # Finished trials were trained on it: never regenerate it under them.
             raise PlanError(f"{root} holds a dataset of {n} episodes but the plan generates {gen['episodes']}; "
                             "use another --output_dir for the changed plan")
+        if old_seed is not None and old_seed != want_seed:
+            raise PlanError(f"{root} holds a dataset generated with seed {old_seed}, not {want_seed}; "
+                            "use another --output_dir for another dataset seed")
         out(f"dataset: {root} ({n} episodes, already generated)")
         return root
     try:
@@ -79,6 +94,16 @@ def prepare_dataset(plan: Plan, output_dir: Path, out: Callable[[str], None]) ->
     )
     out(f"dataset: done in {time.time() - t0:.0f} s")
     return root
+
+
+def _generated_seed(root: Path) -> int | None:
+    """The seed the simulator recorded for a dataset it generated (None: not recorded)."""
+    try:
+        from ..sim.dataset import GENERATION_FILE
+
+        return int(json.loads((root / "meta" / GENERATION_FILE).read_text())["generation"]["seed"])
+    except (ImportError, OSError, KeyError, ValueError, TypeError):
+        return None
 
 
 def _init_ray(address: str | None) -> bool:
@@ -107,12 +132,14 @@ class Scheduler:
     """Decides which trials can run, from the plan and the DONE.json files on disk."""
 
     def __init__(self, plan: Plan, output_dir: Path, dataset_flags: dict, heldout: list[int], closed_loop: bool):
+        """heldout: the evaluated episodes; the first plan.dataset.validation_episodes of them choose winners."""
         self.plan = plan
         self.output_dir = output_dir
         self.dataset_flags = dataset_flags
         self.heldout = heldout
         self.closed_loop = closed_loop
-        self.winners: dict[str, dict] = {}  # stage -> {"trial": key, "flags": ..., "dir": ...}
+        # stage -> {"trial": variant key, "flags": ..., "dirs": {seed: trial dir}}
+        self.winners: dict[str, dict] = {}
         self.final_trials: dict[str, list[TrialSpec]] = {}
         self.early_trials: dict[str, list[TrialSpec]] = {}
         self.failed_stages: dict[str, str] = {}  # failed, or blocked by a failed/winnerless dependency
@@ -121,9 +148,11 @@ class Scheduler:
     def _finish_spec(self, spec: TrialSpec, stage_name: str) -> TrialSpec:
         st = self.plan.stages[stage_name]
         spec.heldout_episodes = list(self.heldout)
+        spec.validation_episodes = list(self.heldout[: self.plan.dataset.validation_episodes])
+        spec.in_memory_dataset = self.plan.dataset.in_memory
         spec.closed_loop = self.closed_loop if st.closed_loop is None else bool(st.closed_loop)
         if st.evaluate_checkpoint_of:
-            spec.evaluate_checkpoint_of = self.winners[st.evaluate_checkpoint_of]["dir"]
+            spec.evaluate_checkpoint_of = self.winners[st.evaluate_checkpoint_of]["dirs"][spec.seed]
         return spec
 
     def wanted(self) -> list[TrialSpec]:
@@ -177,8 +206,9 @@ class Scheduler:
                 # The stage is finished; only the stages that need its winner cannot run.
                 self.no_winner[name] = summary["note"] or "no winner"
                 continue
-            w = next(s for s in specs if s.key == summary["winner"])
-            self.winners[name] = {"trial": w.key, "flags": w.flags, "dir": str(trial_dir(self.output_dir, w))}
+            seeds = [s for s in specs if s.variant_key == summary["winner"]]
+            self.winners[name] = {"trial": summary["winner"], "flags": seeds[0].flags,
+                                  "dirs": {s.seed: str(trial_dir(self.output_dir, s)) for s in seeds}}
             decided.append(name)
         self.block_dependents()
         return decided
@@ -199,38 +229,61 @@ def spec_conflict(tdir: Path, spec: TrialSpec) -> str | None:
             "its results are kept: run the changed plan into another --output_dir")
 
 
-def trial_metrics(tdir: Path) -> dict[str, float]:
-    """{"gt_prefix.U_a_mean": ..., "closed_loop.obs_U_a_mean": ...} from a trial's eval files."""
+def trial_metrics(tdir: Path, replay_episodes: list[int] | None = None) -> dict[str, float]:
+    """{"gt_prefix.U_a_mean": ..., "closed_loop.obs_U_a_mean": ...} from a trial's eval files.
+
+    replay_episodes: average the replay metrics over these episodes only (the validation
+    episodes, for selection); None: the files' own aggregate over every evaluated episode."""
     done = read_done(tdir) or {}
     out = {}
     for name, ev in done.get("evaluations", {}).items():
         if ev.get("status") == "ok" and ev.get("metrics"):
             try:
-                agg = json.loads((tdir / ev["metrics"]).read_text()).get("aggregate", {})
+                payload = json.loads((tdir / ev["metrics"]).read_text())
             except (OSError, json.JSONDecodeError):
                 continue
+            agg = payload.get("aggregate", {})
+            if replay_episodes and name != "closed_loop":
+                chosen = set(replay_episodes)
+                agg = aggregate([row for row in payload.get("episodes", []) if row.get("episode") in chosen])
             for k, v in agg.items():
                 if isinstance(v, (int, float)):
                     out[f"{name}.{k}"] = float(v)
     return out
 
 
+def variant_candidates(specs: list[TrialSpec], output_dir: Path) -> list[Candidate]:
+    """One candidate per variant, its seeds averaged: the loss curve step by step (over the steps
+    every seed logged), each metric over the seeds (replay metrics on the validation episodes)."""
+    by_variant: dict[str, list[TrialSpec]] = {}
+    for s in specs:
+        by_variant.setdefault(s.variant_key, []).append(s)
+    cands = []
+    for key, seeds in by_variant.items():
+        curves = [[r["loss"] for r in read_loss_csv(trial_dir(output_dir, s))] for s in seeds]
+        n = min(len(c) for c in curves)
+        losses = [sum(c[i] for c in curves) / len(curves) for i in range(n)]
+        per_seed = [trial_metrics(trial_dir(output_dir, s), s.validation_episodes or None) for s in seeds]
+        names = set.intersection(*(set(m) for m in per_seed))
+        metrics = {k: sum(m[k] for m in per_seed) / len(per_seed) for k in names}
+        cands.append(Candidate(key, losses, metrics))
+    return cands
+
+
 def stage_summary(plan: Plan, stage_name: str, specs: list[TrialSpec], output_dir: Path) -> dict:
     st = plan.stages[stage_name]
-    cands = []
-    for s in specs:
-        tdir = trial_dir(output_dir, s)
-        losses = [r["loss"] for r in read_loss_csv(tdir)]
-        cands.append(Candidate(s.key, losses, trial_metrics(tdir)))
     if not st.trains:
-        # An evaluation-only stage passes on the checkpoint it evaluated.
-        key = specs[0].key
-        return {"stage": stage_name, "winner": key, "rule": "evaluation only", "final_losses": {}, "diverged": {},
-                "note": ""}
+        # An evaluation-only stage passes on the checkpoints it evaluated.
+        return {"stage": stage_name, "winner": specs[0].variant_key, "rule": "evaluation only", "final_losses": {},
+                "diverged": {}, "note": ""}
+    cands = variant_candidates(specs, output_dir)
     sel = select_winner(cands, st.select, plan.final_loss_window, plan.divergence_factor)
     values = {c.name: (c.metrics or {}).get(st.select) for c in cands} if st.select != "final_loss" else {}
+    validation = specs[0].validation_episodes
     return {"stage": stage_name, "winner": sel.winner, "rule": sel.rule_used, "final_losses": sel.final_losses,
-            "metric_values": values,
+            "metric_values": values, "seeds": sorted({s.seed for s in specs if s.seed is not None}),
+            "selected_on_episodes": (validation if validation else specs[0].heldout_episodes)
+            if st.select != "final_loss" else [],
             "diverged": sel.diverged, "note": sel.note, "final_loss_window": plan.final_loss_window,
             "divergence_factor": plan.divergence_factor}
 
@@ -240,6 +293,21 @@ def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -
     Raises PlanError (before anything runs) for a plan that cannot run."""
     output_dir = Path(opts.output_dir).expanduser().resolve()
     validate_plan(plan, output_dir)
+    owns_ray = _init_ray(opts.ray_address)
+    try:
+        nodes = node_resources()
+        # A trial no node can hold would wait forever: refuse before anything is written.
+        resources = cluster_resources(plan, opts.gpus_per_trial, opts.cpus_per_trial, nodes)
+        return _run_on_ray(plan, opts, output_dir, nodes, resources, out)
+    finally:
+        if owns_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _run_on_ray(plan: Plan, opts: RunOptions, output_dir: Path, nodes: list[dict], resources,
+                out: Callable[[str], None]) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     atomic_write_text(output_dir / "plan.json", plan.to_json() + "\n")
@@ -252,6 +320,9 @@ def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -
 
     root = prepare_dataset(plan, output_dir, out)
     n_episodes = dataset_num_episodes(root)
+    problems = check_episode_counts(plan, n_episodes)  # a hub dataset is known only once fetched
+    if problems:
+        raise PlanError("; ".join(problems))
     train_eps, heldout = split_episodes(n_episodes, plan.dataset.heldout_episodes)
     out(f"dataset: {plan.dataset.repo_id} at {root}: {n_episodes} episodes, training on 0..{train_eps[-1]}, "
         f"held out for evaluation: {heldout}")
@@ -259,8 +330,8 @@ def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -
     closed_loop = plan.evaluation.get("closed_loop", "auto")
     closed_loop = (plan.dataset.generate is not None) if closed_loop == "auto" else bool(closed_loop)
     sched = Scheduler(plan, output_dir, dataset_flags, heldout, closed_loop)
+    check_nodes_see([output_dir / "run.json", root / "meta" / "info.json"], nodes)
 
-    owns_ray = _init_ray(opts.ray_address)
     import ray
 
     import threading
@@ -270,15 +341,11 @@ def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -
     if in_main_thread:  # SIGTERM ends the run like Ctrl-C: Ray is shut down, trainers die with it
         signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        resources = ray.cluster_resources()
-        gpus = resources.get("GPU", 0)
-        cpus = int(resources.get("CPU", 1))
-        cpus_per_trial = opts.cpus_per_trial or (max(1, cpus // int(gpus)) if gpus else 1)
-        device = "cuda" if gpus else "cpu"
-        out(f"ray: {len(ray.nodes())} node(s), {cpus} CPU, {gpus:g} GPU; each trial asks for "
-            f"{cpus_per_trial} CPU{' and 1 GPU' if gpus else ''}")
-        remote = ray.remote(run_trial).options(
-            num_cpus=cpus_per_trial, num_gpus=1 if gpus else 0, max_retries=MAX_TASK_RETRIES, retry_exceptions=False
+        cpus_per_trial, device = resources.cpus, resources.device
+        out(f"ray: {len(nodes)} node(s), {sum(n['CPU'] for n in nodes):g} CPU, {sum(n['GPU'] for n in nodes):g} GPU; "
+            f"each trial asks for {resources.describe()}")
+        remote = ray.remote(opts.trial_function).options(
+            num_cpus=cpus_per_trial, num_gpus=resources.gpus, max_retries=MAX_TASK_RETRIES, retry_exceptions=False
         )
         running: dict[Any, TrialSpec] = {}
         status: dict[str, str] = {}
@@ -292,7 +359,8 @@ def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -
                     out(f"stage {stage}: winner {sched.winners[stage]['trial']}")
             wanted = sched.wanted()
             total = len(wanted)
-            for spec in wanted:
+            # Early starts first: they take a free machine at once (the plan's second machine).
+            for spec in sorted(wanted, key=lambda s: not s.early):
                 key = spec.key
                 if key in status:
                     continue
@@ -305,7 +373,7 @@ def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -
                     out(f"{_now()} FAILED {key}: {conflict}")
                     continue
                 done = read_done(trial_dir(output_dir, spec))
-                if done and evaluations_complete(done, opts.retry_failed_evals):
+                if done and evaluations_complete(done, opts.retry_failed_evals) and not missing_evaluations(spec, done):
                     status[key] = "done"
                     continue
                 if opts.max_concurrent_trials and len(running) >= opts.max_concurrent_trials:
@@ -351,8 +419,6 @@ def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_handler)
-        if owns_ray:
-            ray.shutdown()
 
     for name, reason in sched.no_winner.items():
         out(f"stage {name}: finished without a winner ({reason})")

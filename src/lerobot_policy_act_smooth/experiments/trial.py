@@ -37,6 +37,7 @@ from .plan import TrialSpec, format_value
 
 DONE_FILE = "DONE.json"
 TRAIN_MODULE = "lerobot.scripts.lerobot_train"
+IN_MEMORY_TRAIN_MODULE = "lerobot_policy_act_smooth.train"  # the same lerobot-train, frames held in memory
 REPLAY_MODULE = "lerobot_policy_act_smooth.evaluation.replay_cli"
 SIM_EVAL_MODULE = "lerobot_policy_act_smooth.evaluation.sim_eval_cli"
 
@@ -55,6 +56,29 @@ def evaluations_complete(done: dict, retry_failed: bool = False) -> bool:
     not installed ("unavailable"), and, with retry_failed, one that ran and failed."""
     again = ("unavailable", "failed") if retry_failed else ("unavailable",)
     return not any(e.get("status") in again for e in done.get("evaluations", {}).values())
+
+
+TRAINED_SUFFIX = "_on_trained"  # evaluation name of a replay mode on extra (trained-on) episodes
+
+
+def extra_episodes(spec: TrialSpec) -> list[int]:
+    """The extra evaluation episodes that are not held out (so were trained on)."""
+    return [e for e in spec.extra_eval_episodes if e not in spec.heldout_episodes]
+
+
+def wanted_evaluations(spec: TrialSpec) -> list[str]:
+    names = list(spec.replay_modes)
+    if extra_episodes(spec):
+        names += [m + TRAINED_SUFFIX for m in spec.replay_modes]
+    return names + (["closed_loop"] if spec.closed_loop else [])
+
+
+def missing_evaluations(spec: TrialSpec, done: dict) -> list[str]:
+    """Evaluations the spec asks for that a finished trial has not run (e.g. episodes added or
+    changed later)."""
+    evals = done.get("evaluations", {})
+    return [n for n in wanted_evaluations(spec) if n not in evals
+            or (n.endswith(TRAINED_SUFFIX) and evals[n].get("episodes") != extra_episodes(spec))]
 
 
 def trial_dir(output_dir: str | Path, spec: TrialSpec) -> Path:
@@ -192,12 +216,13 @@ def train(spec: TrialSpec, tdir: Path, progress: Progress, attempt: int, num_thr
     final_model = train_dir / "checkpoints" / "last" / "pretrained_model"
     if resume_step is not None and resume_step >= spec.steps:
         return final_model.resolve()
+    module = IN_MEMORY_TRAIN_MODULE if spec.in_memory_dataset else TRAIN_MODULE
     if resume_step is not None:
-        cmd = [sys.executable, "-m", TRAIN_MODULE, "--resume=true",
+        cmd = [sys.executable, "-m", module, "--resume=true",
                f"--config_path={final_model / 'train_config.json'}", f"--output_dir={train_dir}"]
     else:
         device_flag = [] if "policy.device" in spec.flags else [f"--policy.device={device}"]
-        cmd = [sys.executable, "-m", TRAIN_MODULE, *flags_to_args(spec.flags), *device_flag, f"--output_dir={train_dir}"]
+        cmd = [sys.executable, "-m", module, *flags_to_args(spec.flags), *device_flag, f"--output_dir={train_dir}"]
     start_step = resume_step or 0
     losses = LossLog(tdir, start_step, attempt)
     losses.write()
@@ -284,15 +309,24 @@ def run_evaluations(spec: TrialSpec, tdir: Path, checkpoint: Path, progress: Pro
     results = {}
     root = spec.flags.get("dataset.root")
     repo_id = spec.flags.get("dataset.repo_id")
-    episodes = ",".join(str(e) for e in spec.heldout_episodes)
+    groups = [("", spec.heldout_episodes)]
+    if extra_episodes(spec):
+        groups.append((TRAINED_SUFFIX, extra_episodes(spec)))
     for mode in spec.replay_modes:
-        if not spec.heldout_episodes:
-            results[mode] = {"status": "skipped", "error": "no held-out episodes"}
-            continue
-        args = [f"--policy.path={checkpoint}", f"--dataset.repo_id={repo_id}", f"--dataset.root={root}",
-                f"--episodes={episodes}", f"--mode={mode}", f"--device={device}", f"--seed={spec.eval_seed}",
-                "--overwrite=true", *spec.replay_args]
-        results[mode] = _run_eval(mode, REPLAY_MODULE, args, tdir / "eval" / mode, tdir, progress, num_threads)
+        for suffix, group in groups:
+            name = mode + suffix
+            if not group:
+                results[name] = {"status": "skipped", "error": "no held-out episodes"}
+                continue
+            args = [f"--policy.path={checkpoint}", f"--dataset.repo_id={repo_id}", f"--dataset.root={root}",
+                    f"--episodes={','.join(map(str, group))}", f"--mode={mode}", f"--device={device}",
+                    f"--seed={spec.eval_seed}", "--overwrite=true", *spec.replay_args]
+            # Extra episodes may change between runs: their files are named by the episodes, so
+            # that an earlier choice's results are kept, not overwritten.
+            stem = tdir / "eval" / (name + (f"_{'-'.join(map(str, group))}" if suffix else ""))
+            results[name] = _run_eval(name, REPLAY_MODULE, args, stem, tdir, progress, num_threads)
+            if suffix:
+                results[name]["episodes"] = list(group)
     if spec.closed_loop:
         args = [f"--policy.path={checkpoint}", f"--episodes={spec.closed_loop_episodes}",
                 f"--seed={spec.eval_seed}", f"--device={device}", "--overwrite=true", *spec.closed_loop_args]
@@ -323,7 +357,7 @@ def run_trial(spec_dict: dict, output_dir: str, device: str = "cpu", num_threads
     tdir = trial_dir(output_dir, spec)
     tdir.mkdir(parents=True, exist_ok=True)
     previous = read_done(tdir)
-    if previous and evaluations_complete(previous, retry_failed=True):
+    if previous and evaluations_complete(previous, retry_failed=True) and not missing_evaluations(spec, previous):
         return previous
     _check_spec(tdir, spec)
     node_id = _node_id()

@@ -84,13 +84,18 @@ def record_demonstration(
     fps: int = 30,
     style: HumanStyle | None = None,
     max_frames: int = MAX_EPISODE_FRAMES,
+    operator_seed: int | None = None,
 ) -> Demonstration:
-    """Run the demonstrator for one episode from ``env.reset(seed=seed)``."""
+    """Run the demonstrator for one episode from ``env.reset(seed=seed)``.
+
+    operator_seed: None (datasets) draws the operator's pace, pauses and tremor from the scene
+    seed; another value demonstrates the same scene as a different take of the same operator."""
     demonstrator = HumanLikeDemonstrator(style, fps=fps)
+    operator_rng = [seed, 1] if operator_seed is None else [seed, 1, operator_seed]
 
     def commands():
         # The demonstrator is reset after env.reset (inside _run_episode), when this generator starts.
-        demonstrator.reset(env.scene, np.random.default_rng([seed, 1]))
+        demonstrator.reset(env.scene, np.random.default_rng(operator_rng))
         for _ in range(max_frames):
             if demonstrator.done:
                 return

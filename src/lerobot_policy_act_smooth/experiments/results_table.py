@@ -1,0 +1,112 @@
+"""The results table with intervals: every variant's metrics as mean [95% interval] over its
+training seeds and the reported (test) episodes, its difference from the baseline paired on the
+same episodes, and a sentence per variant generated from those intervals.
+
+Input: the per-episode rows of each trial's evaluation files (`eval/<name>_metrics.json`,
+key "episodes"), grouped by variant; a variant's seeds form the rows of a [seeds, episodes]
+grid (statistics.py). Replay metrics use the test episodes (held-out minus validation);
+closed-loop metrics use every closed-loop episode (simulator seeds no trial chose on).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .statistics import Estimate, bootstrap_mean, paired_difference, verdict
+
+
+@dataclass(frozen=True)
+class Metric:
+    evaluation: str  # gt_prefix, self_chaining, closed_loop
+    key: str  # column of the per-episode rows
+    label: str
+    lower_is_better: bool = True
+
+
+METRICS = [
+    Metric("gt_prefix", "U_a", "gt U_a"),
+    Metric("gt_prefix", "spike", "gt spike"),
+    Metric("gt_prefix", "mae", "gt MAE"),
+    Metric("self_chaining", "U_a", "sc U_a"),
+    Metric("self_chaining", "spike", "sc spike"),
+    Metric("self_chaining", "mae", "sc MAE"),
+    Metric("closed_loop", "obs_U_a", "CL obs U_a"),
+    Metric("closed_loop", "action_U_a", "CL act U_a"),
+    Metric("closed_loop", "action_spike", "CL act spike"),
+    Metric("closed_loop", "success", "CL success", lower_is_better=False),
+]
+# The metrics a verdict sentence speaks of, in order.
+HEADLINE = ["sc U_a", "sc spike", "CL act spike", "gt U_a", "gt MAE", "CL success"]
+
+
+def episode_rows(trial_dir: Path, done: dict | None, evaluation: str) -> list[dict] | None:
+    """The per-episode rows of one evaluation of a finished trial, or None when it has none."""
+    ev = (done or {}).get("evaluations", {}).get(evaluation)
+    if not ev or ev.get("status") != "ok":
+        return None
+    try:
+        return json.loads((trial_dir / ev["metrics"]).read_text()).get("episodes")
+    except (OSError, json.JSONDecodeError, KeyError):
+        return None
+
+
+def metric_grid(seed_rows: list[list[dict] | None], key: str, episodes: list[int] | None) -> np.ndarray | None:
+    """[seeds, episodes] values of `key`; None unless every seed has every episode.
+    episodes: keep only these episode indices (None: all, in the order of the first seed)."""
+    if not seed_rows or any(rows is None for rows in seed_rows):
+        return None
+    order = episodes if episodes is not None else [r["episode"] for r in seed_rows[0]]
+    grid = []
+    for rows in seed_rows:
+        by_episode = {r["episode"]: r for r in rows}
+        if any(e not in by_episode or key not in by_episode[e] for e in order):
+            return None
+        grid.append([float(by_episode[e][key]) if by_episode[e][key] is not None else math.nan for e in order])
+    return np.asarray(grid, dtype=np.float64) if order else None
+
+
+def fmt_estimate(est: Estimate | None, digits: int = 3) -> str:
+    if est is None or not math.isfinite(est.mean):
+        return "-"
+    if not (math.isfinite(est.low) and math.isfinite(est.high)):
+        return f"{est.mean:.{digits}g}"
+    return f"{est.mean:.{digits}g} [{est.low:.{digits}g}, {est.high:.{digits}g}]"
+
+
+def fmt_difference(est: Estimate | None, digits: int = 2) -> str:
+    if est is None or not math.isfinite(est.mean):
+        return "-"
+    return f"{est.mean:+.{digits}g} [{est.low:+.{digits}g}, {est.high:+.{digits}g}]"
+
+
+def variant_estimates(grids: dict[str, np.ndarray | None]) -> dict[str, Estimate | None]:
+    return {label: (bootstrap_mean(g) if g is not None else None) for label, g in grids.items()}
+
+
+def differences(grids: dict[str, np.ndarray | None], baseline: dict[str, np.ndarray | None]) -> dict[str, Estimate | None]:
+    out = {}
+    for label, g in grids.items():
+        b = baseline.get(label)
+        out[label] = paired_difference(g, b) if g is not None and b is not None and g.shape[1] == b.shape[1] else None
+    return out
+
+
+def verdict_sentence(name: str, diffs: dict[str, Estimate | None], baseline_name: str) -> str:
+    """"<name> vs <baseline>: better on sc U_a (-0.41 [-0.6, -0.2]); not distinguishable on ..."""
+    by_word: dict[str, list[str]] = {}
+    for label in HEADLINE:
+        est = diffs.get(label)
+        if est is None or not math.isfinite(est.mean):
+            continue
+        metric = next(m for m in METRICS if m.label == label)
+        word = verdict(est, metric.lower_is_better)
+        by_word.setdefault(word, []).append(f"{label} ({fmt_difference(est)})")
+    if not by_word:
+        return f"{name}: no metric to compare with {baseline_name}."
+    parts = [f"{word} on {', '.join(items)}" for word, items in by_word.items()]
+    return f"{name} vs {baseline_name}: " + "; ".join(parts) + "."
