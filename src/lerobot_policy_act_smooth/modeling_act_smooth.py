@@ -36,6 +36,7 @@ from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 from .chunk_basis import chunk_basis
 from .configuration_act_smooth import ACTSmoothConfig
 from .prefix_augmentation import apply_prefix_offset, random_smooth_offsets, reanchor_weights
+from .rtc_prefix import RTCPrefixTracker
 
 ACTION_IS_PAD = "action_is_pad"
 
@@ -332,6 +333,13 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         """Forget the executed history and planned actions (call at every episode start)."""
         self._executed: deque[Tensor] = deque(maxlen=self.config.length_prefix_past)
         self._planned: deque[Tensor] = deque()
+        if not hasattr(self, "_rtc"):
+            self._rtc = RTCPrefixTracker(self.config.length_prefix_past, self.config.length_prefix_future)
+        self._rtc.reset()
+
+    def supports_rtc(self) -> bool:
+        """act_smooth conditions every chunk on the committed actions: LeRobot's RTC engine can drive it."""
+        return True
 
     def forward(self, batch: dict[str, Tensor], reduction: str = "mean") -> tuple[Tensor, dict]:
         """Training/validation loss (normalised batch from LeRobot).
@@ -484,17 +492,38 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         return chunk[:, L - D - K : L]
 
     @torch.no_grad()
-    def predict_action_chunk(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
-        """Next chunk [B, C, A] (normalised) for LeRobot callers, with the policy's own prefix.
+    def predict_action_chunk(
+        self,
+        batch: dict[str, Tensor],
+        inference_delay: int | None = None,
+        prev_chunk_left_over: Tensor | None = None,
+        **kwargs,
+    ) -> Tensor:
+        """Next chunk (normalised) for LeRobot callers.
 
-        Prefix: past = the last K actions returned by `select_action` since `reset()`; committed =
-        the planned actions not yet returned (up to D), or, when none are planned (episode start),
-        a_0 = the current observation.state mapped to action space (when state and action have the
-        same size, as for a position-controlled arm; else the mean action).
+        Without `inference_delay` and `prev_chunk_left_over`: [B, C, A] for the policy's own prefix
+        (past = the last K actions `select_action` returned since `reset()`; committed = the planned
+        actions not yet returned, up to D, or at an episode start a_0 = the bootstrap action: the
+        current observation.state mapped to action space when state and action have the same size,
+        as for a position-controlled arm, else the mean action). The queue is not changed.
+
+        With either (LeRobot's real-time chunking engine, `lerobot-rollout --inference.type=rtc`):
+        [1, d + C, A] = the d committed actions followed by the predicted chunk, so that the
+        engine's "drop the first real_delay rows" continues the prefix; see `rtc_prefix` for how d,
+        the committed and the past actions are taken from the leftover. An optional `fps` keyword
+        only sharpens the message logged once when the latency exceeds D control periods.
         """
-        self.eval()
-        past, committed = self._own_prefix(batch)
-        return self.predict_chunk_normalised(batch, past, committed)
+        self._ensure_eval()
+        if inference_delay is None and prev_chunk_left_over is None:
+            past, committed = self._own_prefix(batch)
+            return self.predict_chunk_normalised(batch, past, committed)
+        if next(iter(self._observation(batch).values())).shape[0] != 1:
+            raise ValueError("act_smooth's RTC path takes a batch of one observation (one robot).")
+        d = self._rtc.delay(inference_delay, kwargs.get("fps"))
+        past, committed = self._rtc.prefix(prev_chunk_left_over, d, self._bootstrap_action(batch))
+        chunk = torch.cat([committed, self.predict_chunk_normalised(batch, past, committed)], dim=1)
+        self._rtc.remember(chunk)
+        return chunk
 
     @torch.no_grad()
     def select_action(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
@@ -503,7 +532,7 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         The remaining planned actions become the committed prefix of the next chunk, whose first
         n_action_steps actions are queued after them.
         """
-        self.eval()
+        self._ensure_eval()
         if len(self._planned) <= self.config.length_prefix_future:
             past, committed = self._own_prefix(batch)
             chunk = self.predict_chunk_normalised(batch, past, committed)
@@ -533,7 +562,7 @@ class ACTSmoothPolicy(PreTrainedPolicy):
                 f"committed_actions holds {d} actions; act_smooth accepts 1 to D={D} "
                 "(a_0 is always committed)."
             )
-        self.eval()
+        self._ensure_eval()
         batch_size, _, action_dim = committed_actions.shape
         prefix = committed_actions.new_zeros(batch_size, K + D, action_dim)
         prefix[:, K - k : K] = past_actions
@@ -610,18 +639,26 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         self.register_buffer("bootstrap_scale", scale)
         self.register_buffer("bootstrap_shift", shift)
 
+    def _ensure_eval(self) -> None:
+        # nn.Module.eval() walks every submodule (about 2 ms for the CPU profile's model): skip it
+        # when already in eval mode, since inference calls come at the control rate.
+        if self.training:
+            self.eval()
+
+    def _bootstrap_action(self, batch: dict[str, Tensor]) -> Tensor:
+        """a_0 [B, A] when nothing was executed yet: the state mapped to action space, else the mean action."""
+        batch_size = next(iter(self._observation(batch).values())).shape[0]
+        state = batch.get(OBS_STATE)
+        if state is not None and state.shape[-1] == self.bootstrap_scale.shape[0]:
+            return state * self.bootstrap_scale + self.bootstrap_shift
+        return self.bootstrap_shift.expand(batch_size, -1)
+
     def _own_prefix(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         D = self.config.length_prefix_future
         if self._planned:
             committed = torch.stack(list(self._planned)[:D], dim=1)
         else:
-            batch_size = next(iter(self._observation(batch).values())).shape[0]
-            state = batch.get(OBS_STATE)
-            if state is not None and state.shape[-1] == self.bootstrap_scale.shape[0]:
-                a0 = state * self.bootstrap_scale + self.bootstrap_shift
-            else:
-                a0 = self.bootstrap_shift.expand(batch_size, -1)
-            committed = a0.unsqueeze(1)
+            committed = self._bootstrap_action(batch).unsqueeze(1)
         past = (
             torch.stack(list(self._executed), dim=1)
             if self._executed
