@@ -39,7 +39,20 @@ if [ ${#missing_debs[@]} -gt 0 ]; then
     fi
 fi
 
+scripts_installed() {  # every console script pyproject.toml declares (a checkout that added one needs a re-install)
+    .venv/bin/python - <<'PY'
+import pathlib, sys, tomllib
+names = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["project"]["scripts"]
+sys.exit(0 if all(pathlib.Path(".venv/bin", n).exists() for n in names) else 1)
+PY
+}
+
 if [ -x .venv/bin/python ] && .venv/bin/python -c 'import lerobot_policy_act_smooth, lerobot, mujoco, ray, pytest' >/dev/null 2>&1; then
+    if scripts_installed; then
+        exit 0
+    fi
+    echo "setup: re-installing the project (pyproject.toml declares commands .venv lacks)"
+    .venv/bin/python -m pip install -q -e ".[test]"
     exit 0
 fi
 
