@@ -43,7 +43,9 @@ def evaluate(run: Path, args, out: Path) -> dict:
                     "--mode=gt_prefix", "--plots=false", "--overwrite=true", f"--output={stem}_gt"],
                    check=True, env=env, capture_output=True)
     replay = json.loads(Path(f"{stem}_gt_metrics.json").read_text())["aggregate"]
-    row = {"run": run.name, "train_s": training_seconds(Path(args.logs_dir) / f"{run.name}.log")
+    step_file = run / "checkpoints" / "last" / "training_state" / "training_step.json"
+    row = {"run": run.name, "steps": json.loads(step_file.read_text())["step"],
+           "train_s": training_seconds(Path(args.logs_dir) / f"{run.name}.log")
            if args.logs_dir else None,
            "gt_mae": replay["mae_mean"], "gt_U_a": replay["U_a_mean"], "truth_U_a": replay["truth_U_a_mean"],
            "gt_spike": replay["spike_mean"]}
@@ -59,26 +61,25 @@ def evaluate(run: Path, args, out: Path) -> dict:
     return row
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, mae_floor: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in rows if r.get("train_s")]
-    if not rows:
-        return
-    minutes = [r["train_s"] / 60 for r in rows]
+    # x: training steps (wall time on a shared machine is not comparable between runs; multiply by
+    # the per-step time of benchmarks/bench_loader.py for time on an idle core)
+    minutes = [r["steps"] / 1000 for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     panels = [("cl_success", "closed-loop success", 0.9), ("gt_U_a_ratio", "gt-prefix U_a / demonstrations'", 3.0),
-              ("gt_mae", "gt-prefix MAE (deg)", None)]
+              ("gt_mae", "gt-prefix MAE (deg)", mae_floor)]
     for ax, (key, title, goal) in zip(axes, panels):
         ax.plot(minutes, [r.get(key, float("nan")) for r in rows], "o-")
         for m, r in zip(minutes, rows):
             ax.annotate(r["run"], (m, r.get(key, float("nan"))), fontsize=7)
         if goal is not None:
             ax.axhline(goal, color="k", ls="--", lw=0.8)
-        ax.set_xlabel("training time (min, one core)")
+        ax.set_xlabel("training steps (thousands)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -96,7 +97,16 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1000, help="closed-loop scenes: seed + i")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--output", required=True, help="output stem: OUTPUT.csv, OUTPUT.png and per-run files")
+    ap.add_argument("--plot_only", action="store_true", help="re-plot OUTPUT.csv without evaluating")
+    ap.add_argument("--mae_floor", type=float, default=None,
+                    help="the demonstrations' MAE floor (benchmarks/demonstration_floor.py), drawn on the MAE panel")
     args = ap.parse_args()
+    if args.plot_only:
+        with open(f"{args.output}.csv") as f:
+            rows = [{k: (float(v) if k not in ("run",) and v not in ("", None) else v) for k, v in r.items()}
+                    for r in csv.DictReader(f)]
+        plot(rows, Path(f"{args.output}.png"), args.mae_floor)
+        return 0
     out = Path(args.output)
     work = out.parent / (out.name + "_files")
     work.mkdir(parents=True, exist_ok=True)
@@ -110,7 +120,7 @@ def main() -> int:
     writer.writeheader()
     writer.writerows(rows)
     Path(f"{out}.csv").write_text(buf.getvalue())
-    plot(rows, Path(f"{out}.png"))
+    plot(rows, Path(f"{out}.png"), args.mae_floor)
     return 0
 
 

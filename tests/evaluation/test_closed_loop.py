@@ -152,7 +152,7 @@ def test_writes_every_file_and_the_json_matches_the_text(tmp_path):
     rows = [line.split(",") for line in trajectories(tmp_path / "run").splitlines()[1:] if line.startswith("0,")]
     observed = np.array([float(r[4]) for r in rows]).reshape(12, 6)
     a = np.diff(observed, n=2, axis=0)
-    assert np.max(np.var(a, axis=0)) == pytest.approx(stored["episodes"][0]["obs_U_a"], rel=1e-9)
+    assert np.max(np.var(a, axis=0, ddof=1)) == pytest.approx(stored["episodes"][0]["obs_U_a"], rel=1e-9)
 
 
 def test_camera_policy_gets_rendered_images_of_its_size(tmp_path):

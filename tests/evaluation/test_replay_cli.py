@@ -164,7 +164,7 @@ def short_dataset_root(tmp_path_factory):
         ("delay_too_large", r"--delay=3 is outside 1\.\.2"),
         ("missing_checkpoint", "checkpoint not found"),
         ("missing_features", "input features the dataset lacks: observation.environment_state"),
-        ("short_episode", "fewer than K\\+d\\+C = 14"),
+        ("short_episode", "fewer than K\\+D\\+C\\+1 = 15"),
     ],
 )
 def test_bad_input_one_error_nothing_touched(case, message, gt_run, tiny_act_smooth_checkpoint, sim_state_dataset_root,

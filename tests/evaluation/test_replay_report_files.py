@@ -24,7 +24,7 @@ def test_rows_without_ground_truth_and_with_extra_keys(tmp_path):
     text = paths["results"].read_text()
     assert "Truth" not in text and "MAE" not in text
     assert "Episode 4" in text and "success = 0" in text and "Spike Predicted  inf" in text
-    assert "U_a=0.375 +- 0.125" in text  # population std of 0.5 and 0.25
+    assert "U_a=0.375 +- 0.176777" in text  # sample std (ddof=1) of 0.5 and 0.25: 0.125 * sqrt(2)
 
     saved = json.loads(paths["json"].read_text())
     assert saved == json.loads(json.dumps(payload))
@@ -34,4 +34,4 @@ def test_rows_without_ground_truth_and_with_extra_keys(tmp_path):
     with open(paths["csv"]) as f:
         table = list(csv.DictReader(f))
     assert [r["episode"] for r in table] == ["0", "4", "mean", "std"]
-    assert float(table[2]["U_v"]) == pytest.approx(2.0) and float(table[3]["U_v"]) == pytest.approx(1.0)
+    assert float(table[2]["U_v"]) == pytest.approx(2.0) and float(table[3]["U_v"]) == pytest.approx(2 ** 0.5)
