@@ -42,7 +42,13 @@ def sample_read_ms(root: str, repo_id: str, in_memory: bool, n: int = 500) -> fl
     return (time.perf_counter() - t0) / n * 1000
 
 
-def train_command(args, in_memory: bool, out: Path, seed: int) -> list[str]:
+# name -> (frames in memory, extra lerobot-train flags). "sampled" also trains one delay per sample
+# instead of all D (a change of what a step computes, not of the samples: reported apart).
+SETTINGS = {"stock": (False, []), "in_memory": (True, []),
+            "in_memory+sampled": (True, ["--policy.train_delays=sampled"])}
+
+
+def train_command(args, in_memory: bool, out: Path, seed: int, extra: list[str] = ()) -> list[str]:
     module = "lerobot_policy_act_smooth.train" if in_memory else "lerobot.scripts.lerobot_train"
     return [
         sys.executable, "-m", module, "--policy.type=act_smooth", f"--dataset.repo_id={args.repo_id}",
@@ -52,15 +58,15 @@ def train_command(args, in_memory: bool, out: Path, seed: int) -> list[str]:
         "--policy.dim_feedforward=256", "--policy.n_encoder_layers=2", "--policy.n_decoder_layers=1",
         "--policy.device=cpu", "--policy.push_to_hub=false", "--wandb.enable=false", "--num_workers=0",
         f"--steps={args.steps}", f"--save_freq={args.steps}", "--log_freq=50", f"--batch_size={args.batch_size}",
-        f"--seed={seed}", f"--output_dir={out}",
+        f"--seed={seed}", f"--output_dir={out}", *extra,
     ]
 
 
-def run_trials(args, in_memory: bool, concurrent: int) -> list[dict]:
+def run_trials(args, in_memory: bool, concurrent: int, extra: list[str] = ()) -> list[dict]:
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     with tempfile.TemporaryDirectory() as tmp:
         procs = [
-            subprocess.Popen(train_command(args, in_memory, Path(tmp) / f"t{i}", seed=i), env=env,
+            subprocess.Popen(train_command(args, in_memory, Path(tmp) / f"t{i}", seed=i, extra=extra), env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             for i in range(concurrent)
         ]
@@ -84,22 +90,25 @@ def main() -> int:
     ap.add_argument("--batch_size", type=int, default=16)
     ap.add_argument("--concurrent", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {', '.join(SETTINGS)}")
     args = ap.parse_args()
     figures = {"machine": f"{os.cpu_count()} CPU cores", "batch_size": args.batch_size, "steps": args.steps}
-    for in_memory in (False, True):
-        name = "in_memory" if in_memory else "stock"
+    for name in args.settings.split(","):
+        in_memory, extra = SETTINGS[name]
         read_ms = sample_read_ms(args.root, args.repo_id, in_memory)
-        one = run_trials(args, in_memory, 1)[0]
-        many = run_trials(args, in_memory, args.concurrent)
+        one = run_trials(args, in_memory, 1, extra)[0]
+        many = run_trials(args, in_memory, args.concurrent, extra)
         figures[name] = {"sample_read_ms": read_ms, "one_trial": one,
                          "machine_samples_per_s": sum(r["samples_per_s"] for r in many),
                          "concurrent_trials": args.concurrent}
-        print(f"{name:9s} sample read {read_ms:.2f} ms | one trial: data_s {one['data_s']:.4f} updt_s "
+        print(f"{name:17s} sample read {read_ms:.2f} ms | one trial: data_s {one['data_s']:.4f} updt_s "
               f"{one['updt_s']:.4f} -> {one['samples_per_s']:.0f} samples/s | {args.concurrent} trials at once: "
               f"{figures[name]['machine_samples_per_s']:.0f} samples/s", flush=True)
-    speedup = figures["in_memory"]["machine_samples_per_s"] / figures["stock"]["machine_samples_per_s"]
-    print(f"whole machine: {speedup:.2f}x the stock loader's samples/s")
-    figures["machine_speedup"] = speedup
+    if "stock" in figures:
+        for name in figures.keys() & set(SETTINGS) - {"stock"}:
+            speedup = figures[name]["machine_samples_per_s"] / figures["stock"]["machine_samples_per_s"]
+            print(f"whole machine, {name}: {speedup:.2f}x the stock loader's samples/s")
+            figures[name]["machine_speedup"] = speedup
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
