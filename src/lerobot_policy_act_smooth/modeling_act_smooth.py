@@ -429,7 +429,7 @@ class ACTSmoothPolicy(PreTrainedPolicy):
             return self.model.decode(memory, prefix, prefix_valid, delays)
         anchor = prefix[:, self.config.length_prefix_past]
         deltas = self.model.decode(memory, to_relative(prefix, anchor), prefix_valid, delays)
-        return deltas + anchor[None, :, None]
+        return from_relative(deltas, anchor)  # [n, B, C, A] + [B, 1, A] broadcasts per delay
 
     def augment_prefix(
         self,
@@ -569,12 +569,8 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         prefix[:, K : K + d] = committed_actions
         valid = torch.zeros(batch_size, K + D, dtype=torch.bool, device=prefix.device)
         valid[:, K - k : K + d] = True
-        anchor = committed_actions[:, 0]
-        if cfg.use_action_relative:
-            prefix = to_relative(prefix, anchor)
         memory, _, _ = self.model.encode(self._observation(batch))
-        chunk = self.model.decode(memory, prefix, valid, [d])[0]
-        return from_relative(chunk, anchor) if cfg.use_action_relative else chunk
+        return self._decode_actions(memory, prefix, valid, [d])[0]
 
     @torch.no_grad()
     def predict_chunk_from_prefix(
