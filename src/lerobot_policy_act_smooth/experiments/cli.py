@@ -99,7 +99,8 @@ def _error(msg: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Progress lines reach a log file (nohup, tee) as they are printed, not in 8 KiB blocks.
-    sys.stdout.reconfigure(line_buffering=True)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     # Trials and evaluations never touch the network (trial.py); the driver only does when it
     # fetches a hub dataset that is not in LeRobot's cache.
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
