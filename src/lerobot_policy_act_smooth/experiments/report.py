@@ -416,9 +416,11 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
         cells = [labels[key] + (" (baseline)" if key == baseline_key else ""), str(n_seeds[key])]
         cells += [fmt_estimate(estimates[key][m.label]) for m in used]
         lines.append("| " + " | ".join(cells) + " |")
-    truth = _truth_u_a(groups, grids, baseline_key)
-    if truth:
-        lines += ["", f"Demonstrations on the same test episodes: U_a {truth}."]
+    baseline_recs = next((recs for _, key, recs in groups if key == baseline_key and recs), [])
+    # The demonstrations are the same for every seed: one seed's rows are the demonstrations' values.
+    truth = _gt_prefix_grid(baseline_recs[:1], "truth_U_a")
+    if truth is not None:
+        lines += ["", f"Demonstrations on the same test episodes: U_a {fmt_estimate(bootstrap_mean(truth))}."]
     lines.append("")
     if baseline_key is None or baseline_key not in grids:
         return lines + [f"(no baseline stage {baseline_stage!r} to compare with: set [evaluation] baseline)", ""]
@@ -435,7 +437,7 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
                   "same episodes, with its 95% interval; an interval that contains 0 means not distinguishable.", "",
                   "| run | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)] + diff_rows + [""]
         lines += ["Reading (generated from the intervals):", ""] + [f"- {s}" for s in sentences] + [""]
-    lines += convergence_lines(plan, trials, grids, baseline_key, groups)
+    lines += convergence_lines(plan, trials, grids.get(baseline_key, {}), truth)
     return lines
 
 
@@ -447,22 +449,17 @@ def _episodes_text(episodes: list[int]) -> str:
     return "(" + ", ".join(map(str, episodes)) + ")"
 
 
-def _truth_u_a(groups, grids, baseline_key) -> str | None:
-    for _, key, recs in groups:
-        if key != baseline_key or not recs:
-            continue
-        spec = TrialSpec.from_dict(recs[0].spec)
-        grid = metric_grid([episode_rows(r.dir, r.done, "gt_prefix") for r in recs[:1]], "truth_U_a", spec.test_episodes)
-        if grid is not None:
-            return fmt_estimate(bootstrap_mean(grid))
-    return None
+def _gt_prefix_grid(recs: list[TrialRecord], key: str):
+    """[seeds, test episodes] of one gt-prefix replay column of these (finished) trials, or None."""
+    if not recs:
+        return None
+    test = TrialSpec.from_dict(recs[0].spec).test_episodes
+    return metric_grid([episode_rows(r.dir, r.done, "gt_prefix") for r in recs], key, test)
 
 
-def convergence_lines(plan: Plan, trials: dict[str, list[TrialRecord]], grids: dict, baseline_key: str,
-                      groups) -> list[str]:
-    """The baseline against the convergence criteria of docs/experiments.md."""
-    g = grids.get(baseline_key, {})
-    recs = next((recs for _, key, recs in groups if key == baseline_key), [])
+def convergence_lines(plan: Plan, trials: dict[str, list[TrialRecord]], g: dict, truth) -> list[str]:
+    """The baseline (its metric grids `g`, the demonstrations' U_a grid `truth`) against the
+    convergence criteria of docs/experiments.md."""
     out = ["### Is the baseline converged?", ""]
     success = g.get("CL success")
     if success is not None:
@@ -471,19 +468,13 @@ def convergence_lines(plan: Plan, trials: dict[str, list[TrialRecord]], grids: d
                    f"(criterion >= 90% over >= 20 episodes): "
                    + ("met" if est.mean >= 0.9 and success.shape[1] >= 20 else "NOT met"))
     ua = g.get("gt U_a")
-    if ua is not None and recs:
-        spec = TrialSpec.from_dict(recs[0].spec)
-        truth = metric_grid([episode_rows(r.dir, r.done, "gt_prefix") for r in recs], "truth_U_a", spec.test_episodes)
-        if truth is not None:
-            ratio = float(np.nanmean(ua)) / float(np.nanmean(truth))
-            out.append(f"- gt-prefix U_a {ratio:.2f}x the demonstrations' on the same episodes (criterion <= 3x): "
-                       + ("met" if ratio <= 3 else "NOT met"))
+    if ua is not None and truth is not None:
+        ratio = float(np.nanmean(ua)) / float(np.nanmean(truth))
+        out.append(f"- gt-prefix U_a {ratio:.2f}x the demonstrations' on the same episodes (criterion <= 3x): "
+                   + ("met" if ratio <= 3 else "NOT met"))
     reference = plan.evaluation.get("convergence_reference")
-    ref_recs = [r for r in trials.get(reference, []) if r.done] if reference else []
-    mae, ref = g.get("gt MAE"), None
-    if reference and ref_recs:
-        spec = TrialSpec.from_dict(ref_recs[0].spec)
-        ref = metric_grid([episode_rows(r.dir, r.done, "gt_prefix") for r in ref_recs], "mae", spec.test_episodes)
+    ref = _gt_prefix_grid([r for r in trials.get(reference, []) if r.done], "mae") if reference else None
+    mae = g.get("gt MAE")
     if mae is not None and ref is not None:
         gain = 1.0 - float(np.nanmean(mae)) / float(np.nanmean(ref))
         out.append(f"- gt-prefix MAE {np.nanmean(mae):.3g} deg after the full run vs {np.nanmean(ref):.3g} deg after half "
