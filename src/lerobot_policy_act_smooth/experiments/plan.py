@@ -11,7 +11,10 @@ A plan (see plans/paper.toml, and docs/experiments.md for the full reference):
     [policy]             policy fields (`type` and the policy config fields), become --policy.X
     [selection]          final_loss_window, divergence_factor
     [evaluation]         replay_modes, closed_loop, closed_loop_episodes, replay_args, closed_loop_args, device
-    [stages.NAME]        steps, sweep, set, select, start_early, evaluate_checkpoint_of, seeds, ...
+    [stages.NAME]        steps, sweep, set, select, start_early, evaluate_checkpoint_of, init_from, seeds, ...
+    extends = "cpu"      optional: start from another plan (shipped name or path); this file's tables
+                         are merged over it, and its stages come after the other plan's (a stage of
+                         the same name replaces the other plan's)
 
 Values in `set` (and `start_early`) may be references, resolved when the trial is scheduled:
     "winner:STAGE"         the value the winning trial of STAGE used for this same field
@@ -42,7 +45,7 @@ RUNNER_FLAGS = {"output_dir", "resume", "config_path", "job_name", "dataset.repo
 KNOWN_SELECT_EVALS = ("gt_prefix", "self_chaining", "closed_loop")
 REPLAY_MODES = ("gt_prefix", "self_chaining")
 
-_TOP_KEYS = {"name", "description", "seed", "seeds", "dataset", "train", "policy", "selection", "evaluation", "stages"}
+_TOP_KEYS = {"name", "description", "extends", "seed", "seeds", "dataset", "train", "policy", "selection", "evaluation", "stages"}
 _DATASET_KEYS = {"repo_id", "root", "heldout_episodes", "validation_episodes", "in_memory", "generate"}
 _GENERATE_KEYS = {"episodes", "seed", "fps", "cameras"}
 _SELECTION_KEYS = {"final_loss_window", "divergence_factor"}
@@ -50,7 +53,7 @@ _EVAL_KEYS = {"replay_modes", "replay_args", "closed_loop", "closed_loop_episode
               "baseline", "convergence_reference", "extra_episodes"}
 _STAGE_KEYS = {
     "label", "steps", "sweep", "set", "select", "start_early", "evaluate_checkpoint_of",
-    "replay_modes", "replay_args", "closed_loop", "closed_loop_args", "in_results", "seeds",
+    "replay_modes", "replay_args", "closed_loop", "closed_loop_args", "in_results", "seeds", "init_from",
 }
 
 
@@ -104,6 +107,9 @@ class Stage:
     closed_loop_args: list[str]
     in_results: bool
     seeds: list[int] | None = None  # training seeds of this stage; None: the plan's
+    # Fine-tuning: each seed's trial starts from the final weights of that seed's winning trial of
+    # this stage (lerobot-train --policy.path=...); `set` then changes what the fine-tune changes.
+    init_from: str | None = None
 
     @property
     def dependencies(self) -> list[str]:
@@ -112,8 +118,9 @@ class Stage:
             ref = parse_winner_ref(value)
             if ref and ref[0] not in deps:
                 deps.append(ref[0])
-        if self.evaluate_checkpoint_of and self.evaluate_checkpoint_of not in deps:
-            deps.append(self.evaluate_checkpoint_of)
+        for source in (self.evaluate_checkpoint_of, self.init_from):
+            if source and source not in deps:
+                deps.append(source)
         return deps
 
     @property
@@ -144,6 +151,8 @@ class Plan:
     def stage_seeds(self, stage: Stage) -> list[int]:
         if stage.evaluate_checkpoint_of:
             return self.stage_seeds(self.stages[stage.evaluate_checkpoint_of])
+        if stage.init_from and not stage.seeds:
+            return self.stage_seeds(self.stages[stage.init_from])
         return list(stage.seeds) if stage.seeds else list(self.seeds)
 
     def to_json(self) -> str:
@@ -163,6 +172,7 @@ class TrialSpec:
     variant: str = ""  # the swept value's name ("p_drop_obs_0.3") or "run": what selection compares
     seed: int | None = None  # training seed (also flags["seed"])
     evaluate_checkpoint_of: str | None = None  # path of a finished trial dir whose checkpoint is evaluated
+    init_checkpoint_of: str | None = None  # path of a finished trial dir whose final weights start training
     replay_modes: list[str] = field(default_factory=list)
     replay_args: list[str] = field(default_factory=list)
     closed_loop: bool = False
@@ -206,12 +216,42 @@ def shipped_plans() -> list[str]:
 
 def load_plan(plan: str | Path) -> Plan:
     """Load a shipped plan by name ("paper", "cpu-small") or a plan file by path."""
+    raw, source = _load_raw(plan, [])
+    return plan_from_dict(raw, source)
+
+
+def _load_raw(plan: str | Path, chain: list[str]) -> tuple[dict[str, Any], str]:
+    """The parsed TOML of a plan, with `extends` resolved (the extended plan's tables first)."""
     text, source = _read_plan_text(plan)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise PlanError(f"plan {source}: not valid TOML: {e}") from e
-    return plan_from_dict(raw, source)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw, source
+    if not isinstance(parent, str) or not parent:
+        raise PlanError(f"plan {source}: extends must name a shipped plan or a .toml path, got {parent!r}")
+    if source in chain:
+        raise PlanError(f"plan {source}: `extends` forms a cycle: {' -> '.join(chain + [source])}")
+    if not Path(parent).is_absolute() and Path(parent).suffix == ".toml" and not source.startswith("shipped:"):
+        parent = str(Path(source).parent / parent)  # a relative path is relative to the extending file
+    base, _ = _load_raw(parent, chain + [source])
+    return merge_plan_tables(base, raw), source
+
+
+def merge_plan_tables(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` over `base`: tables merge key by key, other values are replaced; under `stages`
+    each stage is replaced whole (a stage is one experiment, not a patch), new ones come last."""
+    out = dict(base)
+    for key, value in override.items():
+        if key == "stages" and isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = {**base[key], **value}
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = merge_plan_tables(base[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _read_plan_text(plan: str | Path) -> tuple[str, str]:
@@ -311,6 +351,10 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
             errors.append(f"{where}: stage names may only use letters, digits, '_' and '-'")
         _unknown(errors, where, st, _STAGE_KEYS)
         evaluate_of = st.get("evaluate_checkpoint_of")
+        init_from = st.get("init_from")
+        if init_from is not None and not isinstance(init_from, str):
+            errors.append(f"{where}: init_from must name a stage, got {init_from!r}")
+            init_from = None
         steps = st.get("steps", 0 if evaluate_of else None)
         if evaluate_of is None and (not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0):
             errors.append(f"{where}: steps must be a positive integer, got {steps!r}")
@@ -353,6 +397,7 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
             closed_loop_args=list(st.get("closed_loop_args", [])),
             in_results=bool(st.get("in_results", True)),
             seeds=_parse_seeds(errors, where, st["seeds"]) if "seeds" in st else None,
+            init_from=init_from,
         )
         if "seeds" in st and evaluate_of:
             errors.append(f"{where}: an evaluation-only stage uses the seeds of the stage it evaluates; remove `seeds`")
@@ -528,6 +573,19 @@ def validate_plan(plan: Plan, output_dir: str | Path | None = None) -> None:
                 errors.append(f"{where}: evaluate_checkpoint_of references unknown stage {st.evaluate_checkpoint_of!r}")
             if st.sweep or st.set:
                 errors.append(f"{where}: a stage that evaluates another stage's checkpoint cannot sweep or set fields")
+        if st.init_from is not None:
+            src = stages.get(st.init_from)
+            if src is None:
+                errors.append(f"{where}: init_from references unknown stage {st.init_from!r} (stages: {', '.join(order)})")
+            elif not src.trains:
+                errors.append(f"{where}: init_from names {st.init_from!r}, which trains nothing; name a training stage")
+            elif st.evaluate_checkpoint_of:
+                errors.append(f"{where}: a stage either evaluates a checkpoint or fine-tunes one; remove init_from")
+            elif st.seeds and set(st.seeds) - set(plan.stage_seeds(src)):
+                errors.append(f"{where}: seeds {sorted(set(st.seeds) - set(plan.stage_seeds(src)))} have no "
+                              f"checkpoint in stage {st.init_from!r} (its seeds: {plan.stage_seeds(src)})")
+            elif "policy.type" in st.set:
+                errors.append(f"{where}: a fine-tune keeps the policy type of the checkpoint; remove policy.type")
         if st.start_early is not None:
             refs = {f for f, v in st.set.items() if parse_winner_ref(v)}
             extra = set(st.start_early) - refs
@@ -539,6 +597,8 @@ def validate_plan(plan: Plan, output_dir: str | Path | None = None) -> None:
                 )
             if st.evaluate_checkpoint_of:
                 errors.append(f"{where}: start_early is for training stages")
+            if st.init_from:
+                errors.append(f"{where}: a fine-tune cannot start before the checkpoint it starts from; remove start_early")
     cycle = _find_cycle(plan)
     if cycle:
         errors.append("stage references form a cycle: " + " -> ".join(cycle))

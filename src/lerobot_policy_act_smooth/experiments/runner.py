@@ -153,6 +153,8 @@ class Scheduler:
         spec.closed_loop = self.closed_loop if st.closed_loop is None else bool(st.closed_loop)
         if st.evaluate_checkpoint_of:
             spec.evaluate_checkpoint_of = self.winners[st.evaluate_checkpoint_of]["dirs"][spec.seed]
+        if st.init_from:
+            spec.init_checkpoint_of = self.winners[st.init_from]["dirs"][spec.seed]
         return spec
 
     def wanted(self) -> list[TrialSpec]:

@@ -113,6 +113,19 @@ def flags_to_args(flags: dict[str, Any]) -> list[str]:
     return [f"--{k}={format_value(v)}" for k, v in flags.items()]
 
 
+def init_args(spec: TrialSpec) -> list[str]:
+    """lerobot-train flags of a fresh (not resumed) trial. A fine-tune (init_checkpoint_of) starts
+    from that trial's final weights and config through LeRobot's own `--policy.path`; the policy
+    flags that follow override that config, and the type comes from the checkpoint."""
+    if not spec.init_checkpoint_of:
+        return flags_to_args(spec.flags)
+    model = Path(spec.init_checkpoint_of) / "train" / "checkpoints" / "last" / "pretrained_model"
+    if not (model / "model.safetensors").is_file():
+        raise TrialFailed(f"{spec.key}: the checkpoint to fine-tune, {model}, has no model.safetensors")
+    flags = {k: v for k, v in spec.flags.items() if k != "policy.type"}
+    return [f"--policy.path={model.resolve()}", *flags_to_args(flags)]
+
+
 def _node_id() -> str | None:
     try:
         import ray
@@ -222,7 +235,7 @@ def train(spec: TrialSpec, tdir: Path, progress: Progress, attempt: int, num_thr
                f"--config_path={final_model / 'train_config.json'}", f"--output_dir={train_dir}"]
     else:
         device_flag = [] if "policy.device" in spec.flags else [f"--policy.device={device}"]
-        cmd = [sys.executable, "-m", module, *flags_to_args(spec.flags), *device_flag, f"--output_dir={train_dir}"]
+        cmd = [sys.executable, "-m", module, *init_args(spec), *device_flag, f"--output_dir={train_dir}"]
     start_step = resume_step or 0
     losses = LossLog(tdir, start_step, attempt)
     losses.write()
