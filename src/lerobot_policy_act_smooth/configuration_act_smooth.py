@@ -79,6 +79,10 @@ class ACTSmoothConfig(PreTrainedConfig):
             with targets re-anchored as for p_prefix_perturb. Needs n_action_steps >= K + D.
         reanchor_horizon: H, the target frames over which a prefix offset decays to zero (1..C).
         reanchor_profile: shape of that decay, "minimum_jerk" or "cosine" (both start and end flat).
+        prefix_join_horizon: H > 0 makes every chunk start where the prefix ends: its first action
+            continues the last committed action at the prefix's velocity and the chunk fades into the
+            decoded actions over H frames (minimum jerk; prefix_join.py). Part of the model in training
+            and inference alike. 0 (default): off.
     """
 
     # Input / output structure.
@@ -136,6 +140,7 @@ class ACTSmoothConfig(PreTrainedConfig):
     p_prefix_own: float = 0.0
     reanchor_horizon: int = 10
     reanchor_profile: str = "minimum_jerk"
+    prefix_join_horizon: int = 0
 
     def __post_init__(self):
         super().__post_init__()
@@ -207,6 +212,12 @@ class ACTSmoothConfig(PreTrainedConfig):
                 raise ValueError(
                     f"reanchor_profile must be 'minimum_jerk' or 'cosine', got {self.reanchor_profile!r}."
                 )
+        if not 0 <= self.prefix_join_horizon <= C:
+            raise ValueError(
+                f"prefix_join_horizon must be in [0, chunk_size={C}], got {self.prefix_join_horizon}: the chunk "
+                "fades from the prefix into the decoded actions over that many frames (0 = off); set "
+                "--policy.prefix_join_horizon in that range."
+            )
         if self.p_prefix_own > 0 and self.n_action_steps < K + D:
             raise ValueError(
                 f"p_prefix_own > 0 needs n_action_steps >= K + D = {K + D}, got {self.n_action_steps}: the "

@@ -15,7 +15,8 @@ Training runs the backbone and the encoder once per sample; only the decoder's t
 replicated per delay (self-attention per delay, one shared memory for cross-attention), so the
 extra cost over ACT is D x the decoder queries, not the backbone or the encoder
 (train_delays="sampled": one delay per sample). The prefix methods (p_prefix_perturb,
-p_prefix_own) move the prefix and re-anchor the targets before this (prefix_augmentation.py).
+p_prefix_own) move the prefix and re-anchor the targets before this (prefix_augmentation.py);
+prefix_join_horizon makes each decoded chunk start where its prefix ends (prefix_join.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 
 from .chunk_basis import chunk_basis
+from .prefix_join import join_prefix, join_weights
 from .configuration_act_smooth import ACTSmoothConfig
 from .prefix_augmentation import apply_prefix_offset, random_smooth_offsets, reanchor_weights
 from .rtc_prefix import RTCPrefixTracker
@@ -310,6 +312,9 @@ class ACTSmoothPolicy(PreTrainedPolicy):
         config.validate_features()
         self.config = config
         self.model = ACTSmoothModel(config)
+        # Rebuilt from the config, so not part of the checkpoint.
+        self.register_buffer("join_weights", join_weights(max(config.prefix_join_horizon, 1), config.chunk_size),
+                             persistent=False)
         self._register_bootstrap(dataset_stats)
         self.reset()
 
@@ -425,11 +430,16 @@ class ACTSmoothPolicy(PreTrainedPolicy):
     def _decode_actions(self, memory: Tensor, prefix: Tensor, prefix_valid: Tensor, delays) -> Tensor:
         """`model.decode` in action space: with use_action_relative the prefix's a_0 (slot K) is the anchor
         of the deltas the network sees and predicts. Returns [n, B, C, A]."""
-        if not self.config.use_action_relative:
-            return self.model.decode(memory, prefix, prefix_valid, delays)
-        anchor = prefix[:, self.config.length_prefix_past]
-        deltas = self.model.decode(memory, to_relative(prefix, anchor), prefix_valid, delays)
-        return from_relative(deltas, anchor)  # [n, B, C, A] + [B, 1, A] broadcasts per delay
+        cfg = self.config
+        if not cfg.use_action_relative:
+            chunk = self.model.decode(memory, prefix, prefix_valid, delays)
+        else:
+            anchor = prefix[:, cfg.length_prefix_past]
+            deltas = self.model.decode(memory, to_relative(prefix, anchor), prefix_valid, delays)
+            chunk = from_relative(deltas, anchor)  # [n, B, C, A] + [B, 1, A] broadcasts per delay
+        if cfg.prefix_join_horizon > 0:
+            chunk = join_prefix(chunk, prefix, prefix_valid, delays, cfg.length_prefix_past, self.join_weights)
+        return chunk
 
     def augment_prefix(
         self,

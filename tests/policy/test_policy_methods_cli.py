@@ -32,3 +32,18 @@ def test_lerobot_train_with_all_smoothing_methods(tiny_dataset_root, tmp_path):
     basis = bspline_basis(8, 5)  # raw units are an affine map of normalised ones: still in the span
     residual = basis @ np.linalg.lstsq(basis, chunk, rcond=None)[0] - chunk
     assert np.abs(residual).max() < 1e-3 * max(1.0, np.abs(chunk).max())
+
+
+def test_lerobot_train_with_the_prefix_join_head(tiny_dataset_root, tmp_path):
+    checkpoint = run_lerobot_train(
+        tiny_dataset_root, "test/tiny_state", tmp_path / "out", "--policy.use_vae=false",
+        "--policy.chunk_basis=dct", "--policy.chunk_basis_size=4", "--policy.prefix_join_horizon=3",
+    )
+    assert json.loads((checkpoint / "config.json").read_text())["prefix_join_horizon"] == 3
+    predictor = check_predictor(checkpoint, expect_relative=False)
+    obs = {key: np.zeros((1, *shape), np.float32) for key, shape in predictor.input_features.items()}
+    past = np.linspace(0.0, 0.3, 4 * 6, dtype=np.float32).reshape(1, 4, 6)
+    committed = np.array([[[0.4] * 6, [0.5] * 6]], np.float32)
+    chunk = predictor.predict(obs, past, committed)[0]
+    # Raw units are an affine map of normalised ones: the first action continues the prefix in both.
+    np.testing.assert_allclose(chunk[0], 0.5 + (0.5 - 0.4), atol=1e-4)
