@@ -67,6 +67,8 @@ def test_tiny_plan_end_to_end(local_ray, exp_dataset_root, tmp_path):
     assert "- [1]" in row and "1. at the winning lr: closed_loop" in report
     assert (out / "loss_lr.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "run.json").is_file() and (out / "plan.json").is_file()
+    finish = json.loads((out / "runs.jsonl").read_text().splitlines()[-1])
+    assert finish["complete"] is True and finish["wall_s"] >= 1 and f"finished after {finish['wall_s']} s wall" in report
 
     # Idempotent: a second run starts no trial and changes no result.
     before = {p: p.read_bytes() for p in out.rglob("DONE.json")}

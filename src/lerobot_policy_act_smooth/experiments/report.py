@@ -31,7 +31,7 @@ from .results_table import (
 )
 from .runner import stage_summary
 from .selection import divergence_reason, final_loss
-from .statistics import bootstrap_mean
+from .statistics import bootstrap_mean, paired_difference, verdict
 from .trial import TRAINED_SUFFIX, extra_episodes, read_done, read_loss_csv
 
 REPLAY_COLUMNS = [("U_a_mean", "U_a"), ("spike_mean", "spike"), ("mae_mean", "MAE")]
@@ -208,7 +208,7 @@ def write_report(output_dir: str | Path) -> Path:
         lines.append(f"- {plan_note}")
     if run:
         lines.append(f"- last run started {run.get('created_utc')}, git {run.get('git_commit')}, "
-                     f"lerobot {run.get('packages', {}).get('lerobot')}")
+                     f"lerobot {run.get('packages', {}).get('lerobot')}" + _finish_text(output_dir))
     lines.append(f"- final loss = mean of the last {window} logged training losses; diverged = final loss not finite, "
                  f"or > {factor:g}x the lowest logged loss, or > the first logged loss")
     lines.append("")
@@ -319,6 +319,17 @@ def write_report(output_dir: str | Path) -> Path:
     path = output_dir / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def _finish_text(output_dir: Path) -> str:
+    """", finished after N s (complete)" from the last runs.jsonl line, when it records a finish."""
+    try:
+        last = json.loads((output_dir / "runs.jsonl").read_text().splitlines()[-1])
+    except (OSError, IndexError, json.JSONDecodeError):
+        return ""
+    if "wall_s" not in last:
+        return ""
+    return f"; finished after {last['wall_s']} s wall ({'complete' if last.get('complete') else 'incomplete'})"
 
 
 def _episode_list(trials: dict[str, list[TrialRecord]], key: str) -> str:
@@ -438,7 +449,56 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
                   "| run | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)] + diff_rows + [""]
         lines += ["Reading (generated from the intervals):", ""] + [f"- {s}" for s in sentences] + [""]
     lines += convergence_lines(plan, trials, grids.get(baseline_key, {}), truth)
+    lines += smoothness_goal_lines([(key, labels[key]) for _, key, _ in groups], estimates, grids, baseline_key, truth)
     return lines
+
+
+# The methods' goal (issue 11): blending-level smoothness without blending.
+GOAL_SPIKE = 1.2
+GOAL_U_A_RATIO = 1.5
+
+
+def smoothness_goal_lines(variants: list[tuple[str, str]], estimates: dict, grids: dict, baseline_key: str,
+                          truth) -> list[str]:
+    """One row per variant against the goal: self-chaining and closed-loop (commanded) boundary spike
+    <= 1.2, U_a of both <= 1.5x the demonstrations', gt MAE and closed-loop success not worse than the
+    baseline's (95% paired intervals). Means decide the thresholds; the intervals decide "not worse"."""
+    if truth is None or not any(estimates[k].get("sc spike") for k, _ in variants):
+        return []
+    demos = float(np.nanmean(truth))
+    out = ["### Blending-level smoothness without blending?", "",
+           f"Goal: self-chaining and closed-loop (commanded actions) boundary spike <= {GOAL_SPIKE}, U_a of both "
+           f"<= {GOAL_U_A_RATIO}x the demonstrations' ({demos:.3g}), gt MAE and closed-loop success not worse than "
+           "the baseline's (paired 95% intervals). Means against the thresholds; '-' = not evaluated.", "",
+           "| run | sc spike | CL act spike | sc U_a / demos | CL act U_a / demos | gt MAE vs baseline | "
+           "CL success vs baseline | goal |", "|---|---|---|---|---|---|---|---|"]
+    for key, label in variants:
+        est = estimates[key]
+
+        def mean(name):
+            e = est.get(name)
+            return e.mean if e is not None and math.isfinite(e.mean) else None
+
+        checks, cells = [], []
+        for name, limit, scale in (("sc spike", GOAL_SPIKE, 1.0), ("CL act spike", GOAL_SPIKE, 1.0),
+                                   ("sc U_a", GOAL_U_A_RATIO, demos), ("CL act U_a", GOAL_U_A_RATIO, demos)):
+            value = mean(name)
+            cells.append("-" if value is None else f"{value / scale:.3g}")
+            checks.append(value is not None and value / scale <= limit)
+        for name, lower_is_better in (("gt MAE", True), ("CL success", False)):
+            if key == baseline_key:
+                cells.append("(baseline)")
+                continue
+            a, b = grids[key].get(name), grids[baseline_key].get(name)
+            if a is None or b is None or a.shape[1] != b.shape[1]:
+                cells.append("-")
+                checks.append(False)
+                continue
+            word = verdict(paired_difference(a, b), lower_is_better)
+            cells.append(word)
+            checks.append(word != "worse")
+        out.append("| " + " | ".join([label, *cells, "met" if all(checks) else "not met"]) + " |")
+    return out + [""]
 
 
 def _episodes_text(episodes: list[int]) -> str:

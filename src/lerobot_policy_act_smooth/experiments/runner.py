@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -428,12 +428,16 @@ def _run_on_ray(plan: Plan, opts: RunOptions, output_dir: Path, nodes: list[dict
         out(f"stage {name}: not completed ({reason})")
     for key, err in errors.items():
         out(f"trial {key} failed: {err}")
+    wall_s = round(time.time() - started)
+    with (output_dir / "runs.jsonl").open("a") as f:
+        f.write(json.dumps({"finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_s": wall_s,
+                            "complete": not sched.failed_stages, "plan": plan.name}) + "\n")
     if opts.write_report:
         from .report import write_report
 
         path = write_report(output_dir)
         out(f"report: {path}")
-    out(f"plan {plan.name}: {'finished' if not sched.failed_stages else 'incomplete'} in {time.time() - started:.0f} s")
+    out(f"plan {plan.name}: {'finished' if not sched.failed_stages else 'incomplete'} in {wall_s} s")
     return 0 if not sched.failed_stages else 1
 
 
