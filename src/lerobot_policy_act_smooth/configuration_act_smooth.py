@@ -72,8 +72,9 @@ class ACTSmoothConfig(PreTrainedConfig):
             offset (per joint: constant + slope) and re-anchoring the first H targets (see
             prefix_augmentation.py). Eval mode never perturbs.
         prefix_perturb_scale: std of the offset's constant and of its change across the K + D prefix
-            frames, in normalised action units (provisional default 0.1; measure the spread of your
-            model's self-chaining prefix error with evaluation/boundary_error.py).
+            frames, in normalised action units. Default 0.27: the offset spread of the cpu plan's converged
+            baseline's own self-chaining prefix error (docs/policy.md); measure your model's with
+            evaluation/boundary_error.py.
         p_prefix_own: probability, per training sample, of replacing the prefix by the policy's own
             chunk predicted (without gradient) from the observation n_action_steps frames earlier,
             with targets re-anchored as for p_prefix_perturb. Needs n_action_steps >= K + D.
@@ -136,7 +137,7 @@ class ACTSmoothConfig(PreTrainedConfig):
     chunk_basis: str = "none"
     chunk_basis_size: int = 8
     p_prefix_perturb: float = 0.0
-    prefix_perturb_scale: float = 0.1
+    prefix_perturb_scale: float = 0.27
     p_prefix_own: float = 0.0
     reanchor_horizon: int = 10
     reanchor_profile: str = "minimum_jerk"

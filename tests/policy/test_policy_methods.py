@@ -279,7 +279,7 @@ def test_defaults_leave_the_model_unchanged():
         0.0,
         0.0,
     )
-    assert config.observation_delta_indices is None and math.isclose(config.prefix_perturb_scale, 0.1)
+    assert config.observation_delta_indices is None and math.isclose(config.prefix_perturb_scale, 0.27)
     with pytest.raises(ValueError, match="reanchor_horizon"):  # the default H = 10 needs chunk_size >= 10
         base_config(p_prefix_perturb=0.5)
 
