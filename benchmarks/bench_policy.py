@@ -7,13 +7,13 @@ figures (JSON, atomically) with a run.json next to them.
 --methods adds act_smooth variants with one training-only smoothing method each (docs/policy.md),
 timed in the same interleaved loop and reported against plain act_smooth:
 sampled (train_delays=sampled), dct / bspline (chunk_basis, --basis-size coefficients),
-perturb (p_prefix_perturb=--p), own (p_prefix_own=--p).
+perturb (p_prefix_perturb=--p), own (p_prefix_own=--p), join (prefix_join_horizon=10).
 
     .venv/bin/python benchmarks/bench_policy.py                # both configs
     .venv/bin/python benchmarks/bench_policy.py --configs lowdim --steps 5
     .venv/bin/python benchmarks/bench_policy.py --configs lowdim --dim-model 64 --n-heads 4 \
         --dim-feedforward 256 --n-encoder-layers 2 --batch-size 16 --threads 1 --steps 40 \
-        --methods sampled dct bspline perturb own      # the low-dimensional CPU profile
+        --methods sampled dct bspline perturb own join # the low-dimensional CPU profile
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from lerobot_policy_act_smooth.configuration_act_smooth import ACTSmoothConfig
 from lerobot_policy_act_smooth.modeling_act_smooth import ACTSmoothPolicy
 
 ACTION_DIM = 6
-METHODS = ("sampled", "dct", "bspline", "perturb", "own")
+METHODS = ("sampled", "dct", "bspline", "perturb", "own", "join")
 
 
 def method_overrides(method: str, args) -> dict:
@@ -44,6 +44,7 @@ def method_overrides(method: str, args) -> dict:
         "bspline": {"chunk_basis": "bspline", "chunk_basis_size": args.basis_size},
         "perturb": {"p_prefix_perturb": args.p},
         "own": {"p_prefix_own": args.p},
+        "join": {"prefix_join_horizon": min(10, args.chunk_size)},
     }[method]
 
 
