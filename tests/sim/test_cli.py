@@ -24,6 +24,7 @@ def run_cli(args, capsys):
         (["--cameras=top", "--top_size=4x100000"], "out of range"),
         (["--cameras=wrist", "--wrist_size=big"], "--wrist_size must be HEIGHTxWIDTH"),
         (["--fps=0"], "--fps must be"),
+        (["--cameras=top", "--render_mesh_faces=10"], "--render_mesh_faces must be 0 (render the full meshes)"),
     ],
 )
 def test_bad_arguments(tmp_path, capsys, extra, message):

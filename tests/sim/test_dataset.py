@@ -45,8 +45,8 @@ def test_tiny_camera_dataset(tmp_path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = tmp_path / "cams"
-    # 10 fps keeps the episode short: the CPU renderer needs ~0.05-0.15 s per frame whatever its size.
-    generate_dataset(
+    # 10 fps keeps the episode short: each frame is still a CPU render (decimated arm meshes).
+    summary = generate_dataset(
         "test/so101_cams",
         root,
         episodes=1,
@@ -66,6 +66,7 @@ def test_tiny_camera_dataset(tmp_path):
         and float(item["observation.images.top"].max()) <= 1.0
     )
     assert item["action"].shape == (8, 6)
+    assert summary["render_mesh_faces"] == 20000  # the default, recorded with the images
 
 
 def test_overwrite_replaces_only_a_dataset(sim_dataset, tmp_path):

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lerobot_policy_act_smooth.provenance import atomic_write_json, run_metadata
+from lerobot_policy_act_smooth.sim.config_so101_sim import DEFAULT_RENDER_MESH_FACES, check_render_mesh_faces
 from lerobot_policy_act_smooth.sim.demonstrator import HumanLikeDemonstrator, HumanStyle
 from lerobot_policy_act_smooth.sim.env import SO101JointEnv, resolve_cameras
 from lerobot_policy_act_smooth.sim.scene import ENV_STATE_NAMES, FEATURE_NAMES, TASK
@@ -207,12 +208,15 @@ def generate_dataset(
     use_videos: bool = False,
     progress: bool = True,
     config: object | None = None,
+    render_mesh_faces: int = DEFAULT_RENDER_MESH_FACES,
 ) -> dict:
     """Write ``episodes`` successful demonstrations to a LeRobot v3 dataset at ``root``.
 
     cameras: None, names ("top", "wrist") at default sizes, or {name: (height, width)}.
     use_videos: store images as MP4 (decode with ``--dataset.video_backend=pyav`` here)
         instead of image files. Returns a summary (also stored in meta/actsmooth_generation.json).
+    render_mesh_faces: triangles the cameras draw the arm's visual meshes with (0 = full
+        meshes); the recorded states and actions do not depend on it.
     Raises DatasetGenerationError for bad arguments, an occupied output folder, a missing
     renderer, or a demonstrator that keeps failing; nothing is written or deleted then.
     """
@@ -223,6 +227,7 @@ def generate_dataset(
         raise DatasetGenerationError("--root is required: the folder to write the dataset to")
     try:
         camera_sizes = resolve_cameras(cameras)
+        check_render_mesh_faces(render_mesh_faces, "--render_mesh_faces")
     except ValueError as exc:
         raise DatasetGenerationError(str(exc)) from None
     root = Path(root).expanduser().resolve()
@@ -246,7 +251,12 @@ def generate_dataset(
     started = time.monotonic()
     state_env = SO101JointEnv(cameras=None, max_steps=MAX_EPISODE_FRAMES + 1, fps=fps)
     camera_env = (
-        SO101JointEnv(cameras=camera_sizes, max_steps=MAX_EPISODE_FRAMES + 1, fps=fps)
+        SO101JointEnv(
+            cameras=camera_sizes,
+            max_steps=MAX_EPISODE_FRAMES + 1,
+            fps=fps,
+            render_mesh_faces=render_mesh_faces,
+        )
         if camera_sizes
         else None
     )
@@ -314,6 +324,8 @@ def generate_dataset(
             "environment_state_layout": list(ENV_STATE_NAMES),
             "action_units": "degrees (joint position targets; gripper = jaw joint angle)",
         }
+        if camera_sizes:  # a dataset without images stays as it was before this setting existed
+            summary["render_mesh_faces"] = render_mesh_faces
         metadata = run_metadata(config=config if config is not None else summary, seed=seed)
         atomic_write_json(partial / "meta" / GENERATION_FILE, {**metadata, "generation": summary})
         _swap_in(partial, root)

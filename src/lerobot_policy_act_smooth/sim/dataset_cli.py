@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import draccus
 
+from lerobot_policy_act_smooth.sim.config_so101_sim import DEFAULT_RENDER_MESH_FACES
+
 # mujoco picks its OpenGL back end when first imported, so nothing here imports it at
 # module level: main() sets a headless default first.
 
@@ -36,6 +38,9 @@ class DatasetGenerationConfig:
     top_size: str = "480x640"
     # Size of the wrist camera's images, HEIGHTxWIDTH.
     wrist_size: str = "640x480"
+    # Triangles the cameras draw the arm's visual meshes with (decimated copies of the CAD
+    # meshes, several times faster to render on a CPU); 0 for the full ~400k-triangle meshes.
+    render_mesh_faces: int = DEFAULT_RENDER_MESH_FACES
     # Store images as MP4 video instead of image files (read back with --dataset.video_backend=pyav).
     video: bool = False
     # Replace an existing dataset at --root (only a LeRobot dataset folder is ever removed).
@@ -79,6 +84,7 @@ def run(cfg: DatasetGenerationConfig) -> dict:
         overwrite=cfg.overwrite,
         use_videos=cfg.video,
         config=cfg,
+        render_mesh_faces=cfg.render_mesh_faces,
     )
 
 

@@ -13,9 +13,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from lerobot_policy_act_smooth.sim.config_so101_sim import check_render_mesh_faces
 from lerobot_policy_act_smooth.sim.scene import (
     CAMERA_NAMES,
     DEFAULT_CAMERA_SIZES,
+    DEFAULT_RENDER_MESH_FACES,
     FEATURE_NAMES,
     TASK,
     PickPlaceScene,
@@ -68,6 +70,8 @@ class SO101JointEnv(gym.Env):
         seed: seed of the first ``reset()`` when that call gives none.
         fps: control rate; one ``step`` holds the targets for 1/fps s of physics.
         sensor: noise and quantisation of the measured joint angles.
+        render_mesh_faces: triangles the cameras draw the arm's visual meshes with (decimated
+            copies; 0 = the full meshes). Physics and collision meshes do not depend on it.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -79,11 +83,13 @@ class SO101JointEnv(gym.Env):
         seed: int | None = None,
         fps: int = 30,
         sensor: ServoSensor | None = None,
+        render_mesh_faces: int = DEFAULT_RENDER_MESH_FACES,
     ):
         if max_steps <= 0:
             raise ValueError(f"max_steps must be positive, got {max_steps}")
         if not 1 <= fps <= 1000:
             raise ValueError(f"fps must be between 1 and 1000, got {fps}")
+        check_render_mesh_faces(render_mesh_faces, "render_mesh_faces")
         self.cameras = resolve_cameras(cameras)
         self.max_steps = int(max_steps)
         self.fps = int(fps)
@@ -92,7 +98,8 @@ class SO101JointEnv(gym.Env):
         self.sensor = sensor or ServoSensor()
         self.render_mode = "rgb_array"
         self.metadata = {**self.metadata, "render_fps": self.fps}
-        self.scene = PickPlaceScene(fps=self.fps, camera_sizes=self.cameras)
+        self.render_mesh_faces = render_mesh_faces
+        self.scene = PickPlaceScene(fps=self.fps, camera_sizes=self.cameras, render_mesh_faces=render_mesh_faces)
         self._initial_seed = seed
         self._sensor_rng = np.random.default_rng(0)
         self.episode_seed: int | None = None

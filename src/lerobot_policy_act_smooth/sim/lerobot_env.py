@@ -21,7 +21,7 @@ from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.envs.configs import EnvConfig
 from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_IMAGES, OBS_STATE
 
-from .config_so101_sim import SIM_CAMERA_NAMES
+from .config_so101_sim import DEFAULT_RENDER_MESH_FACES, SIM_CAMERA_NAMES, check_render_mesh_faces
 
 GYM_NAMESPACE = "actsmooth"
 GYM_TASK = "SO101PickPlaceJoint-v0"
@@ -38,9 +38,12 @@ class SO101SimEnv(EnvConfig):
         fps: control rate; one step holds the joint targets for 1/fps s.
         episode_length: steps before an episode is cut (truncated).
         cameras: comma-separated simulated cameras ("top", "wrist"); empty for the low-dimensional
-            task. CPU rendering takes 70-150 ms per frame.
+            task. See docs/deployment.md "Cameras" for the CPU cost per frame.
         camera_height: height in pixels of every camera.
         camera_width: width in pixels of every camera.
+        render_mesh_faces: the cameras draw the arm with its visual meshes decimated to about
+            this many triangles in all (0: the full ~400k-triangle CAD meshes, several times
+            slower on a CPU). Collision meshes and the physics are the same either way.
     """
 
     task: str | None = GYM_TASK
@@ -49,6 +52,7 @@ class SO101SimEnv(EnvConfig):
     cameras: str = ""
     camera_height: int = 96
     camera_width: int = 128
+    render_mesh_faces: int = DEFAULT_RENDER_MESH_FACES
     features: dict[str, PolicyFeature] = field(
         default_factory=lambda: {
             ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(6,)),
@@ -68,6 +72,7 @@ class SO101SimEnv(EnvConfig):
         unknown = [name for name in self.camera_names if name not in SIM_CAMERA_NAMES]
         if unknown:
             raise ValueError(f"--env.cameras: unknown camera(s) {unknown}; choose from {', '.join(SIM_CAMERA_NAMES)}.")
+        check_render_mesh_faces(self.render_mesh_faces, "--env.render_mesh_faces")
         for name in self.camera_names:
             key = f"pixels/{name}"
             self.features[key] = PolicyFeature(type=FeatureType.VISUAL, shape=(self.camera_height, self.camera_width, 3))
@@ -91,6 +96,7 @@ class SO101SimEnv(EnvConfig):
             "fps": self.fps,
             "episode_steps": self.episode_length,
             "max_episode_steps": self.episode_length,
+            "render_mesh_faces": self.render_mesh_faces,
         }
 
 
@@ -99,10 +105,19 @@ class SO101EvalEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
-    def __init__(self, cameras=None, fps: int = 30, episode_steps: int = 600, render_mode: str = "rgb_array"):
+    def __init__(
+        self,
+        cameras=None,
+        fps: int = 30,
+        episode_steps: int = 600,
+        render_mode: str = "rgb_array",
+        render_mesh_faces: int = DEFAULT_RENDER_MESH_FACES,
+    ):
         from .env import SO101JointEnv
 
-        self.inner = SO101JointEnv(cameras=cameras, max_steps=episode_steps, fps=fps)
+        self.inner = SO101JointEnv(
+            cameras=cameras, max_steps=episode_steps, fps=fps, render_mesh_faces=render_mesh_faces
+        )
         self.task = TASK_TEXT
         self.task_description = TASK_TEXT
         self.render_mode = render_mode
@@ -132,7 +147,7 @@ class SO101EvalEnv(gym.Env):
         if not self.inner.cameras:
             raise RuntimeError(
                 "env so101_sim has no camera to render lerobot-eval's videos: pass --eval.recording=true "
-                "(record a dataset instead of videos) or --env.cameras=top (70-150 ms per CPU frame)"
+                "(record a dataset instead of videos) or --env.cameras=top (see docs/deployment.md, Cameras)"
             )
         return self.inner.render()
 

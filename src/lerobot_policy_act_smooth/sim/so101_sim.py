@@ -82,7 +82,12 @@ class SO101Sim(Robot):
             raise RuntimeError(f"{self} is already connected.")
         from .env import SO101JointEnv
 
-        self._env = SO101JointEnv(cameras=self.cameras or None, max_steps=10**9, fps=self.config.fps)
+        self._env = SO101JointEnv(
+            cameras=self.cameras or None,
+            max_steps=10**9,
+            fps=self.config.fps,
+            render_mesh_faces=self.config.render_mesh_faces,
+        )
         self._start_episode()
         logger.info("%s connected (seed %d, %d fps, cameras %s)", self, self.config.seed, self.config.fps, list(self.cameras))
 
