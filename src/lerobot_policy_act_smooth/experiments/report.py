@@ -474,6 +474,8 @@ def smoothness_goal_lines(variants: list[tuple[str, str]], estimates: dict, grid
            "CL success vs baseline | goal |", "|---|---|---|---|---|---|---|---|"]
     for key, label in variants:
         est = estimates[key]
+        if not any(e is not None for e in est.values()):
+            continue  # nothing finished yet
 
         def mean(name):
             e = est.get(name)
