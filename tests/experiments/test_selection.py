@@ -28,6 +28,10 @@ def test_divergence_rules():
     # never got better than at the start
     worse = [0.5, 0.45, 0.6, 0.7]
     assert "first" in divergence_reason(worse, window=2, factor=3.0)
+    # a fine-tune starts near its best: ending a little above its first loss is no divergence,
+    # blowing up still is
+    assert divergence_reason([0.11, 0.13, 0.12, 0.115], window=2, factor=3.0, from_scratch=False) is None
+    assert "lowest" in divergence_reason([0.11, 0.1, 0.5, 0.6], window=2, factor=3.0, from_scratch=False)
     assert "finite" in divergence_reason([1.0, float("inf")], window=1)
     assert divergence_reason([], window=1) == "no loss logged"
 

@@ -239,7 +239,7 @@ def write_report(output_dir: str | Path) -> Path:
                   f"| {field.split('.')[-1]} | steps | final loss | lowest loss | status |", "|---|---|---|---|---|"]
         for r in recs:
             fl = final_loss(r.losses, window) if r.losses else math.nan
-            reason = divergence_reason(r.losses, window, factor) if r.done else None
+            reason = divergence_reason(r.losses, window, factor, not r.spec.get("init_checkpoint_of")) if r.done else None
             value = _fmt(r.spec["flags"].get(field))
             status = f"DIVERGED ({reason})" if reason else r.status
             seed = r.spec.get("seed") if len(plan.stage_seeds(st)) > 1 else None
@@ -287,7 +287,8 @@ def write_report(output_dir: str | Path) -> Path:
             cells = [label,
                      str(r.spec.get("steps") or "-"),
                      _fmt(final_loss(r.losses, window)) if r.losses and r.done else "-"]
-            if r.done and r.spec.get("steps") and divergence_reason(r.losses, window, factor):
+            if r.done and r.spec.get("steps") and divergence_reason(r.losses, window, factor,
+                                                                    not r.spec.get("init_checkpoint_of")):
                 cells[2] += " (diverged)"
             evals = {}
             for name, _, cols in evals_used:

@@ -279,7 +279,8 @@ def stage_summary(plan: Plan, stage_name: str, specs: list[TrialSpec], output_di
         return {"stage": stage_name, "winner": specs[0].variant_key, "rule": "evaluation only", "final_losses": {},
                 "diverged": {}, "note": ""}
     cands = variant_candidates(specs, output_dir)
-    sel = select_winner(cands, st.select, plan.final_loss_window, plan.divergence_factor)
+    sel = select_winner(cands, st.select, plan.final_loss_window, plan.divergence_factor,
+                        from_scratch=st.init_from is None)
     values = {c.name: (c.metrics or {}).get(st.select) for c in cands} if st.select != "final_loss" else {}
     validation = specs[0].validation_episodes
     return {"stage": stage_name, "winner": sel.winner, "rule": sel.rule_used, "final_losses": sel.final_losses,

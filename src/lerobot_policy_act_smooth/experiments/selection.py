@@ -30,14 +30,16 @@ def final_loss(losses: Sequence[float], window: int = FINAL_LOSS_WINDOW) -> floa
 
 
 def divergence_reason(
-    losses: Sequence[float], window: int = FINAL_LOSS_WINDOW, factor: float = DIVERGENCE_FACTOR
+    losses: Sequence[float], window: int = FINAL_LOSS_WINDOW, factor: float = DIVERGENCE_FACTOR,
+    from_scratch: bool = True,
 ) -> str | None:
     """Why a loss curve counts as diverged, or None if it does not.
 
     Diverged when (checked in this order):
       - no loss was logged or the final loss (see `final_loss`) is nan/inf;
       - the final loss is above `factor` times the lowest logged loss (it got far worse than its best);
-      - the final loss is above the first logged loss (training made it worse than at the start).
+      - the final loss is above the first logged loss (training made it worse than at the start);
+        only for a run from scratch: a fine-tune starts near its best, so its first loss is no bar.
     """
     end = final_loss(losses, window)
     if not math.isfinite(end):
@@ -47,7 +49,7 @@ def divergence_reason(
     if end > factor * best:
         return f"final loss {end:.4g} > {factor:g} x lowest loss {best:.4g}"
     first = float(losses[0])
-    if math.isfinite(first) and end > first:
+    if from_scratch and math.isfinite(first) and end > first:
         return f"final loss {end:.4g} > first logged loss {first:.4g}"
     return None
 
@@ -75,6 +77,7 @@ def select_winner(
     rule: str = "final_loss",
     window: int = FINAL_LOSS_WINDOW,
     factor: float = DIVERGENCE_FACTOR,
+    from_scratch: bool = True,
 ) -> Selection:
     """The candidate with the lowest final loss (rule "final_loss") or lowest metric (rule = a metric
     name such as "self_chaining.U_a_mean"), diverged candidates excluded. Ties keep plan order.
@@ -86,7 +89,7 @@ def select_winner(
     finals = {c.name: final_loss(c.losses, window) for c in candidates}
     diverged = {}
     for c in candidates:
-        reason = divergence_reason(c.losses, window, factor)
+        reason = divergence_reason(c.losses, window, factor, from_scratch)
         if reason is not None:
             diverged[c.name] = reason
     eligible = [c for c in candidates if c.name not in diverged]
