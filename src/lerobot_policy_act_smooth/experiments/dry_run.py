@@ -125,6 +125,8 @@ def dry_run(plan: Plan, output_dir: Path, gpus_per_trial: float | None, cpus_per
             what = ", ".join(f"{k}={format_value(v)}" for k, v in changed.items()) or "base configuration"
             if spec.flags.get("seed") != plan.seed or len(plan.seeds) > 1:
                 what += f", seed={spec.flags.get('seed')}"
+            if plan.stages[spec.stage].init_from:
+                what = f"starts from the final weights of {plan.stages[spec.stage].init_from}'s winner (same seed); " + what
         duration = f", about {_hms(spec.steps * step_time)}" if step_time is not None and spec.steps else ""
         status = "  [done: not re-run]" if done else ""
         st = plan.stages[spec.stage]
