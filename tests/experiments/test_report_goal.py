@@ -10,7 +10,8 @@ def _grids(sc_spike, cl_spike, sc_ua, cl_ua, mae, success):
     rng = np.random.default_rng(0)
     noise = lambda: rng.normal(0, 0.01, (3, 12))  # noqa: E731
     return {"sc spike": sc_spike + noise(), "CL act spike": cl_spike + noise(), "sc U_a": sc_ua + noise(),
-            "CL act U_a": cl_ua + noise(), "gt MAE": mae + noise(), "CL success": success + noise()}
+            "CL act U_a": cl_ua + noise(), "gt MAE": mae + noise(), "sc MAE": mae + noise(),
+            "CL success": success + noise()}
 
 
 def test_goal_rows_follow_the_thresholds_and_the_intervals():
