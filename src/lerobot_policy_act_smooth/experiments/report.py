@@ -393,7 +393,9 @@ def _variant_label(recs: list[TrialRecord], key: str) -> str:
 def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: dict[str, str | None]) -> list[str]:
     """The headline table: mean [95% interval] over seeds x test episodes, paired differences from
     the baseline, one generated sentence per variant, and the baseline's convergence criteria."""
-    groups = _variant_groups(trials, plan)
+    all_groups = _variant_groups(trials, plan)
+    groups = [g for g in all_groups if g[2]]
+    unfinished = [key for _, key, recs in all_groups if not recs]
     if not groups:
         return []
     grids = {}
@@ -433,6 +435,8 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
     truth = _gt_prefix_grid(baseline_recs[:1], "truth_U_a")
     if truth is not None:
         lines += ["", f"Demonstrations on the same test episodes: U_a {fmt_estimate(bootstrap_mean(truth))}."]
+    if unfinished:
+        lines += ["", f"Not in the table, no trial finished yet: {', '.join(unfinished)}."]
     lines.append("")
     if baseline_key is None or baseline_key not in grids:
         return lines + [f"(no baseline stage {baseline_stage!r} to compare with: set [evaluation] baseline)", ""]
