@@ -3,7 +3,7 @@
 import numpy as np
 
 from lerobot_policy_act_smooth.experiments.report import smoothness_goal_lines
-from lerobot_policy_act_smooth.experiments.results_table import variant_estimates
+from lerobot_policy_act_smooth.experiments.results_table import differences, variant_estimates
 
 
 def _grids(sc_spike, cl_spike, sc_ua, cl_ua, mae, success):
@@ -23,11 +23,12 @@ def test_goal_rows_follow_the_thresholds_and_the_intervals():
         "spiky": _grids(1.3, 1.1, 0.25, 0.25, 2.0, 0.9),
     }
     estimates = {k: variant_estimates(g) for k, g in grids.items()}
+    diffs = {k: differences(g, grids["base"]) for k, g in grids.items() if k != "base"}
     variants = [(k, k) for k in grids]
-    rows = {ln.split(" | ")[0][2:]: ln for ln in smoothness_goal_lines(variants, estimates, grids, "base", truth)
+    rows = {ln.split(" | ")[0][2:]: ln for ln in smoothness_goal_lines(variants, estimates, diffs, "base", truth)
             if ln.startswith("| ") and not ln.startswith("| run")}
     assert rows["good"].endswith("| met |") and "| 1.4 |" in rows["good"]
     assert rows["worse_mae"].endswith("not met |") and "| worse |" in rows["worse_mae"]
     assert rows["spiky"].endswith("not met |")
     assert rows["base"].endswith("not met |") and "(baseline)" in rows["base"]
-    assert smoothness_goal_lines(variants, estimates, grids, "base", None) == []  # no demonstrations: no goal
+    assert smoothness_goal_lines(variants, estimates, diffs, "base", None) == []  # no demonstrations: no goal

@@ -31,7 +31,7 @@ from .results_table import (
 )
 from .runner import stage_summary
 from .selection import divergence_reason, final_loss
-from .statistics import bootstrap_mean, paired_difference, verdict
+from .statistics import bootstrap_mean, verdict
 from .trial import TRAINED_SUFFIX, extra_episodes, read_done, read_loss_csv
 
 REPLAY_COLUMNS = [("U_a_mean", "U_a"), ("spike_mean", "spike"), ("mae_mean", "MAE")]
@@ -239,7 +239,7 @@ def write_report(output_dir: str | Path) -> Path:
                   f"| {field.split('.')[-1]} | steps | final loss | lowest loss | status |", "|---|---|---|---|---|"]
         for r in recs:
             fl = final_loss(r.losses, window) if r.losses else math.nan
-            reason = divergence_reason(r.losses, window, factor, not r.spec.get("init_checkpoint_of")) if r.done else None
+            reason = divergence_reason(r.losses, window, factor, _from_scratch(r)) if r.done else None
             value = _fmt(r.spec["flags"].get(field))
             status = f"DIVERGED ({reason})" if reason else r.status
             seed = r.spec.get("seed") if len(plan.stage_seeds(st)) > 1 else None
@@ -287,8 +287,7 @@ def write_report(output_dir: str | Path) -> Path:
             cells = [label,
                      str(r.spec.get("steps") or "-"),
                      _fmt(final_loss(r.losses, window)) if r.losses and r.done else "-"]
-            if r.done and r.spec.get("steps") and divergence_reason(r.losses, window, factor,
-                                                                    not r.spec.get("init_checkpoint_of")):
+            if r.done and r.spec.get("steps") and divergence_reason(r.losses, window, factor, _from_scratch(r)):
                 cells[2] += " (diverged)"
             evals = {}
             for name, _, cols in evals_used:
@@ -320,6 +319,11 @@ def write_report(output_dir: str | Path) -> Path:
     path = output_dir / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def _from_scratch(r: TrialRecord) -> bool:
+    """False for a fine-tune (it starts from another trial's weights, so its first loss is no bar)."""
+    return not r.spec.get("init_checkpoint_of")
 
 
 def _finish_text(output_dir: Path) -> str:
@@ -442,10 +446,11 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
         return lines + [f"(no baseline stage {baseline_stage!r} to compare with: set [evaluation] baseline)", ""]
     heads = [label for label in HEADLINE if any(m.label == label for m in used)]
     diff_rows, sentences = [], []
+    diffs_by_key = {key: differences(grids[key], grids[baseline_key]) for _, key, _ in groups if key != baseline_key}
     for _, key, _ in groups:
         if key == baseline_key:
             continue
-        diffs = differences(grids[key], grids[baseline_key])
+        diffs = diffs_by_key[key]
         diff_rows.append("| " + " | ".join([labels[key]] + [fmt_difference(diffs.get(h)) for h in heads]) + " |")
         sentences.append(verdict_sentence(labels[key], diffs, labels[baseline_key]))
     if diff_rows:
@@ -454,7 +459,8 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
                   "| run | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)] + diff_rows + [""]
         lines += ["Reading (generated from the intervals):", ""] + [f"- {s}" for s in sentences] + [""]
     lines += convergence_lines(plan, trials, grids.get(baseline_key, {}), truth)
-    lines += smoothness_goal_lines([(key, labels[key]) for _, key, _ in groups], estimates, grids, baseline_key, truth)
+    lines += smoothness_goal_lines([(key, labels[key]) for _, key, _ in groups], estimates, diffs_by_key, baseline_key,
+                                   truth)
     return lines
 
 
@@ -463,11 +469,12 @@ GOAL_SPIKE = 1.2
 GOAL_U_A_RATIO = 1.5
 
 
-def smoothness_goal_lines(variants: list[tuple[str, str]], estimates: dict, grids: dict, baseline_key: str,
+def smoothness_goal_lines(variants: list[tuple[str, str]], estimates: dict, diffs_by_key: dict, baseline_key: str,
                           truth) -> list[str]:
     """One row per variant against the goal: self-chaining and closed-loop (commanded) boundary spike
-    <= 1.2, U_a of both <= 1.5x the demonstrations', gt MAE and closed-loop success not worse than the
-    baseline's (95% paired intervals). Means decide the thresholds; the intervals decide "not worse"."""
+    <= 1.2, U_a of both <= 1.5x the demonstrations', MAE (gt-prefix and self-chaining) and closed-loop
+    success not worse than the baseline's. Means decide the thresholds; the paired differences from the
+    baseline (diffs_by_key, as results_table.differences gives them) decide "not worse"."""
     if truth is None or not any(estimates[k].get("sc spike") for k, _ in variants):
         return []
     demos = float(np.nanmean(truth))
@@ -497,12 +504,12 @@ def smoothness_goal_lines(variants: list[tuple[str, str]], estimates: dict, grid
             if key == baseline_key:
                 cells.append("(baseline)")
                 continue
-            a, b = grids[key].get(name), grids[baseline_key].get(name)
-            if a is None or b is None or a.shape[1] != b.shape[1]:
+            diff = diffs_by_key.get(key, {}).get(name)
+            if diff is None or not math.isfinite(diff.mean):
                 cells.append("-")
                 checks.append(False)
                 continue
-            word = verdict(paired_difference(a, b), lower_is_better)
+            word = verdict(diff, lower_is_better)
             cells.append(word)
             checks.append(word != "worse")
         out.append("| " + " | ".join([label, *cells, "met" if all(checks) else "not met"]) + " |")
