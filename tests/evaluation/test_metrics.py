@@ -14,6 +14,7 @@ from lerobot_policy_act_smooth.evaluation.metrics import (
     mean_abs_error,
     mean_abs_velocity,
     smoothness_metrics,
+    split_acceleration_variance,
     velocity_variance,
 )
 
@@ -54,6 +55,30 @@ def test_step_at_a_boundary_gives_the_hand_computed_spike():
     a[8], a[9] = 3.5, -2.5
     mean = sum(a) / 18
     assert acceleration_variance(x) == pytest.approx(sum((ai - mean) ** 2 for ai in a) / 17)  # ddof=1
+
+
+def test_u_a_splits_into_inside_chunks_and_boundary_windows_by_hand():
+    # The step of the test above: the window rows 6..10 hold a = 0.5, 0.5, 3.5, -2.5, 0.5, the other
+    # 13 rows a = 0.5 exactly.
+    c, h, b, T = 0.5, 3.0, 10, 20
+    k = np.arange(T, dtype=float)
+    x = np.stack([c * k**2 / 2 + h * (k >= b), k**3 / 6], axis=1)  # joint 1: a = k - 1 for row k - 2 -> a = row + 1
+    window = [0.5, 0.5, 3.5, -2.5, 0.5]
+    m = sum(window) / 5
+    step_boundary = sum((w - m) ** 2 for w in window) / 4  # ddof=1 over the 5 window rows
+    rows_outside = [r + 1.0 for r in range(18) if not 6 <= r <= 10]  # joint 1 outside the window
+    mo = sum(rows_outside) / 13
+    cubic_inside = sum((r - mo) ** 2 for r in rows_outside) / 12
+    cubic_boundary = sum((r + 1.0 - 9.0) ** 2 for r in range(6, 11)) / 4  # rows 6..10 -> a 7..11, mean 9
+    out = split_acceleration_variance(x, [b])
+    assert out["U_a_inside"] == pytest.approx(max(0.0, cubic_inside))  # joint 0 is constant there
+    assert out["U_a_boundary"] == pytest.approx(max(step_boundary, cubic_boundary))
+    assert step_boundary == pytest.approx(4.5) and cubic_boundary == pytest.approx(2.5)
+    # the same keys come with every sequence's metrics
+    assert smoothness_metrics(x, [b])["U_a_boundary"] == out["U_a_boundary"]
+    # no boundary: everything is inside, the boundary part is undefined
+    whole = split_acceleration_variance(x, [])
+    assert whole["U_a_inside"] == pytest.approx(acceleration_variance(x)) and math.isnan(whole["U_a_boundary"])
 
 
 def test_pure_ramp_with_step_spike_is_infinite_and_means_are_reported():

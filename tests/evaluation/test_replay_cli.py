@@ -91,6 +91,8 @@ def test_json_matches_text_and_csv(gt_run):
         truth = re.search(r"Truth\s+U_v=(\S+)\s+U_a=(\S+)\s+mu_v=(\S+)", block).groups()
         spike = re.search(r"Spike Predicted\s+(\S+)\s+\(boundary mean \|a\| (\S+), other mean \|a\| (\S+)\)", block).groups()
         mae = re.search(r"MAE\s+(\S+) deg", block).group(1)
+        split = re.search(r"Predicted\s+U_v=\S+\s+U_a=\S+\s+mu_v=\S+\s+U_a_inside=(\S+)\s+U_a_boundary=(\S+)", block).groups()
+        assert [float(v) for v in split] == pytest.approx([row["U_a_inside"], row["U_a_boundary"]], rel=1e-5)
         assert [float(v) for v in pred] == pytest.approx([row["U_v"], row["U_a"], row["mu_v"]], rel=1e-5)
         assert [float(v) for v in truth] == pytest.approx([row["truth_U_v"], row["truth_U_a"], row["truth_mu_v"]], rel=1e-5)
         assert [float(v) for v in spike] == pytest.approx(

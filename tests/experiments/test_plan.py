@@ -166,4 +166,7 @@ def test_cpu_methods_plan_compares_every_method_with_the_same_baseline(tmp_path)
     assert methods["smooth_head"]["policy.chunk_basis"] == "dct"
     assert methods["perturbed_prefix"]["policy.p_prefix_perturb"] > 0
     assert methods["own_prefix"]["policy.p_prefix_own"] > 0
+    for name, prefix_flag in (("smooth_join_perturbed", "policy.p_prefix_perturb"), ("smooth_join_own", "policy.p_prefix_own")):
+        assert methods[name]["policy.chunk_basis"] == "dct" and methods[name]["policy.prefix_join_horizon"] > 0, name
+        assert methods[name][prefix_flag] > 0, name
     assert plan.stages["history"].sweep == ("policy.length_prefix_past", [8, 16])

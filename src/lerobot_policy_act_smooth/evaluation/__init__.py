@@ -12,6 +12,7 @@ from lerobot_policy_act_smooth.evaluation.metrics import (
     mean_abs_error,
     mean_abs_velocity,
     smoothness_metrics,
+    split_acceleration_variance,
     velocity_variance,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "mean_abs_error",
     "mean_abs_velocity",
     "smoothness_metrics",
+    "split_acceleration_variance",
     "velocity_variance",
 ]

@@ -21,7 +21,7 @@ from lerobot_policy_act_smooth.evaluation.metrics import aggregate, smoothness_m
 from lerobot_policy_act_smooth.evaluation.report_files import TextLayout, fmt, write_metric_files
 from lerobot_policy_act_smooth.provenance import atomic_write_bytes, atomic_write_json, atomic_write_text, run_metadata
 
-METRIC_NAMES = ("U_v", "U_a", "mu_v", "spike", "spike_boundary_mean", "spike_other_mean")
+METRIC_NAMES = ("U_v", "U_a", "U_a_inside", "U_a_boundary", "mu_v", "spike", "spike_boundary_mean", "spike_other_mean")
 
 
 @dataclass

@@ -117,6 +117,24 @@ def boundary_spike(actions, boundaries: Sequence[int], window: int = SPIKE_WINDO
     return {"spike": spike, "boundary_mean": boundary_mean, "other_mean": other_mean}
 
 
+def split_acceleration_variance(actions, boundaries: Sequence[int], window: int = SPIKE_WINDOW) -> dict:
+    """U_a split by where the accelerations sit (issue 11): inside chunks, and at the joins.
+
+    actions: [T, J] deg. boundaries: as for :func:`boundary_spike`. Returns
+    ``{"U_a_inside", "U_a_boundary"}`` in deg^2/frame^4, each like U_a (per-joint sample variance,
+    ddof=1, max over joints) but over a subset of the acceleration rows: ``U_a_inside`` over the rows
+    outside every +-window boundary window (the jitter a chunk carries inside itself),
+    ``U_a_boundary`` over the rows inside them (the joins). NaN where a subset has fewer than 2 rows.
+    """
+    a = accelerations(actions)
+    mask = boundary_acceleration_mask(a.shape[0] + 2, boundaries, window)
+
+    def max_variance(rows: np.ndarray) -> float:
+        return float(np.max(np.var(rows, axis=0, ddof=1))) if rows.shape[0] >= 2 else math.nan
+
+    return {"U_a_inside": max_variance(a[~mask]), "U_a_boundary": max_variance(a[mask])}
+
+
 def mean_abs_error(pred, truth) -> float:
     """Mean |pred - truth| over frames and joints. Both [T, J] deg, same frames -> deg."""
     p, t = _as_actions(pred), _as_actions(truth)
@@ -126,12 +144,14 @@ def mean_abs_error(pred, truth) -> float:
 
 
 def smoothness_metrics(actions, boundaries: Sequence[int], window: int = SPIKE_WINDOW) -> dict:
-    """U_v, U_a, mu_v and the boundary spike of one [T, J] sequence (deg), as a flat dict:
-    ``U_v, U_a, mu_v, spike, spike_boundary_mean, spike_other_mean``."""
+    """U_v, U_a (whole, inside chunks, at boundaries), mu_v and the boundary spike of one [T, J]
+    sequence (deg), as a flat dict:
+    ``U_v, U_a, U_a_inside, U_a_boundary, mu_v, spike, spike_boundary_mean, spike_other_mean``."""
     spike = boundary_spike(actions, boundaries, window)
     return {
         "U_v": velocity_variance(actions),
         "U_a": acceleration_variance(actions),
+        **split_acceleration_variance(actions, boundaries, window),
         "mu_v": mean_abs_velocity(actions),
         "spike": spike["spike"],
         "spike_boundary_mean": spike["boundary_mean"],

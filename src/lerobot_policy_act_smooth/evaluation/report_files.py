@@ -1,8 +1,8 @@
 """Result files of an evaluation: STEM_results.txt, STEM_metrics.json, STEM_metrics.csv.
 
 Generic over the metric keys: an episode row is a flat dict of numbers with an ``episode``
-index. The smoothness metrics (``U_v``, ``U_a``, ``mu_v``, ``spike``, ``spike_boundary_mean``,
-``spike_other_mean``) come in groups told apart by a key prefix: offline replay has the
+index. The smoothness metrics (``U_v``, ``U_a``, ``U_a_inside``, ``U_a_boundary``, ``mu_v``, ``spike``,
+``spike_boundary_mean``, ``spike_other_mean``) come in groups told apart by a key prefix: offline replay has the
 prediction's under plain keys and the ground truth's under ``truth_`` (plus ``mae``);
 closed-loop evaluation has the observed joints' under ``obs_`` and the commanded actions'
 under ``action_``. Any other numbers are listed after them. Every file is written atomically.
@@ -20,7 +20,7 @@ from pathlib import Path
 from lerobot_policy_act_smooth.evaluation.metrics import aggregate
 from lerobot_policy_act_smooth.provenance import atomic_write_json, atomic_write_text
 
-SMOOTHNESS_KEYS = ("U_v", "U_a", "mu_v")
+SMOOTHNESS_KEYS = ("U_v", "U_a", "mu_v", "U_a_inside", "U_a_boundary")
 SPIKE_KEYS = ("spike", "spike_boundary_mean", "spike_other_mean")
 # (label, key prefix) of the metric groups of offline replay.
 REPLAY_GROUPS = (("Predicted", ""), ("Truth", "truth_"))

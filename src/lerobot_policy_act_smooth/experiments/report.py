@@ -21,11 +21,13 @@ from .plan import Plan, TrialSpec, plan_from_dict
 from .results_table import (
     HEADLINE,
     METRICS,
+    SPLIT_METRICS,
     differences,
     episode_rows,
     fmt_difference,
     fmt_estimate,
     metric_grid,
+    split_rows,
     variant_estimates,
     verdict_sentence,
 )
@@ -210,7 +212,8 @@ def write_report(output_dir: str | Path) -> Path:
         lines.append(f"- last run started {run.get('created_utc')}, git {run.get('git_commit')}, "
                      f"lerobot {run.get('packages', {}).get('lerobot')}" + _finish_text(output_dir))
     lines.append(f"- final loss = mean of the last {window} logged training losses; diverged = final loss not finite, "
-                 f"or > {factor:g}x the lowest logged loss, or > the first logged loss")
+                 f"or > {factor:g}x the lowest logged loss, or > the first logged loss (not for a fine-tune, "
+                 "which starts from a trained checkpoint)")
     lines.append("")
 
     # Stages overview
@@ -461,7 +464,45 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
     lines += convergence_lines(plan, trials, grids.get(baseline_key, {}), truth)
     lines += smoothness_goal_lines([(key, labels[key]) for _, key, _ in groups], estimates, diffs_by_key, baseline_key,
                                    truth)
+    lines += u_a_split_lines(groups, labels, spec.test_episodes if spec else [], baseline_recs)
     return lines
+
+
+def u_a_split_lines(groups: list[tuple[str, str, list[TrialRecord]]], labels: dict[str, str], test: list[int],
+                    baseline_recs: list[TrialRecord]) -> list[str]:
+    """U_a inside chunks and in the boundary windows, with intervals: a head can be smooth inside
+    its chunks and still jump at the joins, or the other way round, and the whole-sequence U_a
+    does not say which."""
+    rows: dict[tuple[Path, str], list[dict] | None] = {}
+
+    def rows_of(r: TrialRecord, evaluation: str):
+        if (r.dir, evaluation) not in rows:
+            rows[(r.dir, evaluation)] = split_rows(r.dir, r.done, evaluation)
+        return rows[(r.dir, evaluation)]
+
+    table = []
+    for _, key, recs in groups:
+        cells = []
+        for m in SPLIT_METRICS:
+            grid = metric_grid([rows_of(r, m.evaluation) for r in recs], m.key,
+                               None if m.evaluation == "closed_loop" else test)
+            cells.append(fmt_estimate(bootstrap_mean(grid)) if grid is not None else "-")
+        if any(c != "-" for c in cells):
+            table.append("| " + " | ".join([labels[key], *cells]) + " |")
+    if not table:
+        return []
+    lines = ["### Where the U_a sits: inside chunks and at the joins", "",
+             "U_a (deg²/frame⁴) over the accelerations inside chunks (every +-2-frame boundary window left out) "
+             "and over the boundary windows alone, mean [95% interval] over the same seeds and episodes as above. "
+             "Evaluations scored before this split existed are rescored from their trajectory files, and used "
+             "only where those files reproduce the stored U_a and spike exactly.", ""]
+    demos = metric_grid([rows_of(r, "self_chaining") for r in baseline_recs[:1]], "truth_U_a_inside", test)
+    demos_b = metric_grid([rows_of(r, "self_chaining") for r in baseline_recs[:1]], "truth_U_a_boundary", test)
+    if demos is not None and demos_b is not None:
+        lines += [f"Demonstrations on the same frames (the baseline's self-chaining boundaries): inside "
+                  f"{fmt_estimate(bootstrap_mean(demos))}, boundary windows {fmt_estimate(bootstrap_mean(demos_b))}.", ""]
+    lines += ["| run | " + " | ".join(m.label for m in SPLIT_METRICS) + " |", "|---|" + "---|" * len(SPLIT_METRICS)]
+    return lines + table + [""]
 
 
 # The methods' goal (issue 11): blending-level smoothness without blending.

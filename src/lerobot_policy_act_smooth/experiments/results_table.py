@@ -56,6 +56,45 @@ def episode_rows(trial_dir: Path, done: dict | None, evaluation: str) -> list[di
         return None
 
 
+# Where the U_a sits (issue 11): inside chunks (the +-2-frame boundary windows left out) and in
+# those windows alone, for the goal's two settings.
+SPLIT_METRICS = [
+    Metric("self_chaining", "U_a_inside", "sc U_a inside"),
+    Metric("self_chaining", "U_a_boundary", "sc U_a boundary"),
+    Metric("closed_loop", "action_U_a_inside", "CL act U_a inside"),
+    Metric("closed_loop", "action_U_a_boundary", "CL act U_a boundary"),
+]
+_TRAJECTORY_FILES = {"self_chaining": "_stitched.csv", "gt_prefix": "_stitched.csv", "closed_loop": "_trajectories.csv"}
+
+
+def split_rows(trial_dir: Path, done: dict | None, evaluation: str) -> list[dict] | None:
+    """episode_rows with the U_a split. Evaluations scored before the split existed get it
+    recomputed from their trajectory file (evaluation/rescore.py); those rows are used only when
+    they reproduce every stored U_a and spike exactly (else None: the file is not what was scored)."""
+    rows = episode_rows(trial_dir, done, evaluation)
+    prefix = "action_" if evaluation == "closed_loop" else ""
+    if rows is None or all(f"{prefix}U_a_inside" in r for r in rows):
+        return rows
+    from lerobot_policy_act_smooth.evaluation.rescore import closed_loop_rows, replay_rows, same_value
+
+    metrics_file = trial_dir / done["evaluations"][evaluation]["metrics"]
+    trajectories = Path(str(metrics_file).removesuffix("_metrics.json") + _TRAJECTORY_FILES.get(evaluation, ""))
+    try:
+        recomputed = (closed_loop_rows(trajectories, metrics_file) if evaluation == "closed_loop"
+                      else replay_rows(trajectories))
+    except (OSError, KeyError, ValueError):
+        return None
+    by_episode = {r["episode"]: r for r in recomputed}
+    out = []
+    for row in rows:
+        again = by_episode.get(row["episode"])
+        checked = [k for k in (f"{prefix}U_a", f"{prefix}spike") if k in row]
+        if again is None or not checked or not all(k in again and same_value(again[k], row[k]) for k in checked):
+            return None
+        out.append({**again, **row})
+    return out
+
+
 def metric_grid(seed_rows: list[list[dict] | None], key: str, episodes: list[int] | None) -> np.ndarray | None:
     """[seeds, episodes] values of `key`; None unless every seed has every episode.
     episodes: keep only these episode indices (None: all, in the order of the first seed)."""
