@@ -1,5 +1,6 @@
 """Configuration of the act_smooth policy: ACT conditioned on an action prefix."""
 
+import logging
 from dataclasses import dataclass, field
 
 from lerobot.configs import NormalizationMode, PreTrainedConfig
@@ -145,6 +146,15 @@ class ACTSmoothConfig(PreTrainedConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        try:
+            self._validate()
+        except ValueError as e:
+            # lerobot-train's parser (draccus) replaces this message with "Couldn't instantiate class
+            # ACTSmoothConfig using the given arguments"; logged here, the reason reaches the user.
+            logging.getLogger(__name__).error("act_smooth config: %s", e)
+            raise
+
+    def _validate(self) -> None:
         if not self.vision_backbone.startswith("resnet"):
             raise ValueError(f"vision_backbone must be a torchvision ResNet, got {self.vision_backbone!r}.")
         if self.n_obs_steps != 1:

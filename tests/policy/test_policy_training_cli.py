@@ -164,3 +164,17 @@ def test_load_chunk_predictor_rejects_non_checkpoint(tmp_path):
     (tmp_path / "pretrained_model").mkdir()
     with pytest.raises(FileNotFoundError, match="pretrained_model"):
         load_chunk_predictor(tmp_path)
+
+
+def test_bad_config_through_lerobot_train_names_the_problem(tmp_path):
+    """draccus hides a config's ValueError behind "Couldn't instantiate class"; the reason must still
+    reach the user, with a non-zero exit and nothing written."""
+    out = tmp_path / "out"
+    cmd = [LEROBOT_TRAIN, "--policy.type=act_smooth", "--dataset.repo_id=local/none", f"--dataset.root={tmp_path}",
+           "--policy.chunk_size=30", "--policy.n_action_steps=4", "--policy.p_prefix_own=0.5",
+           "--policy.device=cpu", f"--output_dir={out}", "--steps=2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=300)
+    assert result.returncode != 0
+    assert "p_prefix_own > 0 needs n_action_steps >= K + D = 6, got 4" in result.stderr
+    assert "--policy.n_action_steps" in result.stderr  # the fix
+    assert not out.exists()
