@@ -18,7 +18,7 @@ prints the spread and writes it as JSON (atomically; an existing file is kept un
 
 from __future__ import annotations
 
-import csv
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -95,25 +95,9 @@ class BoundaryErrorInputError(ValueError):
 def episodes_from_stitched_csv(text: str) -> list[tuple[np.ndarray, np.ndarray, list[int]]]:
     """(stitched, truth, boundaries) per episode from a replay's STEM_stitched.csv text: prediction NaN on
     the ground-truth prefix rows; a boundary is a prediction frame whose chunk differs from the previous one."""
-    rows = list(csv.DictReader(text.splitlines()))
-    episodes = []
-    for episode in dict.fromkeys(row["episode"] for row in rows):
-        mine = [row for row in rows if row["episode"] == episode]
-        joints = list(dict.fromkeys(row["joint"] for row in mine))
-        n_frames = max(int(row["frame"]) for row in mine) + 1
-        truth = np.full((n_frames, len(joints)), np.nan)
-        stitched = np.full((n_frames, len(joints)), np.nan)
-        chunk = np.full(n_frames, -1)
-        for row in mine:
-            f, j = int(row["frame"]), joints.index(row["joint"])
-            truth[f, j] = float(row["truth"])
-            if row["source"] == "prediction":
-                stitched[f, j] = float(row["prediction"])
-                chunk[f] = int(row["chunk"])
-        predicted = np.flatnonzero(chunk >= 0)
-        boundaries = [int(f) for f, g in zip(predicted[1:], predicted[:-1]) if chunk[f] != chunk[g]]
-        episodes.append((stitched, truth, boundaries))
-    return episodes
+    from lerobot_policy_act_smooth.evaluation.rescore import read_stitched_csv
+
+    return list(read_stitched_csv(io.StringIO(text)).values())
 
 
 @dataclass

@@ -80,8 +80,8 @@ def split_rows(trial_dir: Path, done: dict | None, evaluation: str) -> list[dict
     metrics_file = trial_dir / done["evaluations"][evaluation]["metrics"]
     trajectories = Path(str(metrics_file).removesuffix("_metrics.json") + _TRAJECTORY_FILES.get(evaluation, ""))
     try:
-        recomputed = (closed_loop_rows(trajectories, metrics_file) if evaluation == "closed_loop"
-                      else replay_rows(trajectories))
+        recomputed = (closed_loop_rows(trajectories, {r["episode"]: r["boundaries"] for r in rows})
+                      if evaluation == "closed_loop" else replay_rows(trajectories))
     except (OSError, KeyError, ValueError):
         return None
     by_episode = {r["episode"]: r for r in recomputed}
