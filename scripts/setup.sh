@@ -47,7 +47,7 @@ sys.exit(0 if all(pathlib.Path(".venv/bin", n).exists() for n in names) else 1)
 PY
 }
 
-if [ -x .venv/bin/python ] && .venv/bin/python -c 'import lerobot_policy_act_smooth, lerobot, mujoco, fast_simplification, ray, pytest' >/dev/null 2>&1; then
+if [ -x .venv/bin/python ] && .venv/bin/python -c 'import lerobot_policy_act_smooth, lerobot, mujoco, fast_simplification, ray, scipy, pytest' >/dev/null 2>&1; then
     if scripts_installed; then
         exit 0
     fi

@@ -1,12 +1,13 @@
 """actsmooth-score on LeRobot datasets: metrics through evaluation/metrics.py, boundaries, bad input."""
 
 import json
+import math
 
 import numpy as np
 
 import pytest
 
-from lerobot_policy_act_smooth.evaluation.metrics import smoothness_metrics
+from lerobot_policy_act_smooth.evaluation.metrics import boundary_profiles, smoothness_metrics
 from lerobot_policy_act_smooth.evaluation.replay import DatasetEpisodes
 from lerobot_policy_act_smooth.evaluation.score_cli import (
     ScoreConfig,
@@ -18,7 +19,7 @@ from lerobot_policy_act_smooth.evaluation.score_cli import (
 )
 
 
-def test_scores_every_episode_with_fixed_chunk_period(tiny_dataset_root, tmp_path):
+def test_scores_every_episode_with_fixed_chunk_period(tiny_dataset_root, tmp_path, capsys):
     stem = tmp_path / "out" / "tiny"
     stem.parent.mkdir()
     result = score(ScoreConfig(dataset=ScoreDataset(root=str(tiny_dataset_root)), chunk_every=8, output=str(stem)))
@@ -26,12 +27,20 @@ def test_scores_every_episode_with_fixed_chunk_period(tiny_dataset_root, tmp_pat
     assert len(result["episodes"]) == data.num_episodes
     for row in result["episodes"]:
         actions = data.actions(row["episode"])
-        expected = smoothness_metrics(actions, list(range(8, len(actions), 8)))
-        for key in ("U_v", "U_a", "mu_v", "spike"):
+        boundaries = list(range(8, len(actions), 8))
+        expected = smoothness_metrics(actions, boundaries, fps=data.fps)
+        for key in ("U_v", "U_a", "mu_v", "spike", "spike_transition", "sparc", "ldlj"):
             assert row[key] == pytest.approx(expected[key], rel=1e-12)
+        assert row["profile_acc"] == boundary_profiles(actions, boundaries)["profile_acc"].tolist()
+        assert len(row["profile_jerk"]) == 31
+        assert math.isnan(row["replan_mean"]) and math.isnan(row["replan_max"])  # no predicted chunks recorded
         assert "success" not in row  # no success flag in this recording
+    assert "replan discontinuity not available from a recording" in capsys.readouterr().out
     written = json.loads((tmp_path / "out" / "tiny_metrics.json").read_text())
     assert written["settings"]["boundaries"] == "every 8"
+    assert written["episodes"][0]["profile_acc"] == result["episodes"][0]["profile_acc"]
+    header = (tmp_path / "out" / "tiny_metrics.csv").read_text().splitlines()[0]
+    assert "sparc" in header and "profile" not in header  # the lists live in the JSON only
     # Finished results are not replaced without --overwrite=true.
     assert main([f"--dataset.root={tiny_dataset_root}", f"--output={stem}"]) == 2
 

@@ -147,3 +147,15 @@ def test_wrong_chunk_shape_is_refused():
 def test_executed_source_names_the_chunk_of_every_frame():
     timeline, _, _ = run("act_smooth", 12, delay=2, threshold=4, past_length=2)
     assert timeline.executed_source == [-1, -1, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
+
+
+def test_requests_keep_their_whole_chunk_including_the_discarded_actions():
+    timeline, _, executed = run("act_smooth", 12, delay=2, threshold=4, past_length=2)
+    # Request 0's chunk covers frames 2..7; frames 6 and 7 (104, 105) went to request 1's chunk.
+    first = timeline.requests[0]
+    assert (first.switch_frame, first.chunk[:, 0].tolist()) == (2, [100.0, 101.0, 102.0, 103.0, 104.0, 105.0])
+    assert [r.chunk[0, 0] for r in timeline.requests] == [100.0, 200.0, 300.0]
+    assert "chunk" not in first.as_dict()
+    # act keeps the n_action_steps it executes and the C - n it never does.
+    act, _, _ = run("act", 10, n_action_steps=4)
+    assert act.requests[1].chunk[:, 0].tolist() == [200.0, 201.0, 202.0, 203.0, 204.0, 205.0]

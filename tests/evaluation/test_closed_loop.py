@@ -74,6 +74,10 @@ def trajectories(stem):
     return (output_paths(stem)["trajectories"]).read_text()
 
 
+def stored(stem):
+    return json.loads(output_paths(stem)["json"].read_text())
+
+
 @pytest.mark.parametrize(
     ("latency_ms", "expected"),
     [
@@ -116,9 +120,11 @@ def test_act_runs_back_to_back_synchronously(tmp_path):
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
-    a = run_sim_eval(config(tmp_path, "a", episodes=2), predictor=RampPredictor())
-    b = run_sim_eval(config(tmp_path, "b", episodes=2), predictor=RampPredictor())
-    c = run_sim_eval(config(tmp_path, "c", episodes=2, seed=6), predictor=RampPredictor())
+    # Compared as stored: NaN entries (profile offsets no switch reaches) are equal there.
+    a, b, c = (
+        run_sim_eval(config(tmp_path, name, episodes=2, seed=seed), predictor=RampPredictor()) and stored(tmp_path / name)
+        for name, seed in (("a", 5), ("b", 5), ("c", 6))
+    )
     assert a["episodes"] == b["episodes"] and a["aggregate"] == b["aggregate"]
     assert trajectories(tmp_path / "a") == trajectories(tmp_path / "b")
     assert a["aggregate"]["obs_U_a_mean"] != c["aggregate"]["obs_U_a_mean"]
@@ -269,3 +275,133 @@ def test_measured_latency_is_timed_and_picks_d(tmp_path):
     measured = out["settings"]["latency_measured_ms"]
     assert 36.0 <= measured < 66.6 and out["settings"]["latency_ms"] == measured
     assert out["settings"]["committed_actions"] == 2
+
+
+# -- the issue-17 measures and the demonstrator on the same scenes ------------------------------
+
+SCALARS = ("spike_transition", "sparc", "ldlj")
+PROFILES = ("profile_acc", "profile_jerk")
+
+
+def test_new_measures_are_in_every_file_and_finite_on_a_short_run(tmp_path):
+    # threshold 4 > d = 2: each chunk's last 2 actions overlap the next chunk, so the replan is defined.
+    out = run_sim_eval(config(tmp_path, max_steps=48, threshold=4), predictor=RampPredictor())
+    ep, agg = stored(tmp_path / "run")["episodes"][0], out["aggregate"]
+    for prefix in ("obs_", "action_", "demo_obs_", "demo_action_"):
+        for key in SCALARS:
+            assert np.isfinite(ep[prefix + key]) and np.isfinite(agg[f"{prefix}{key}_mean"]), prefix + key
+        for key in PROFILES:
+            assert len(ep[prefix + key]) == 31 and np.isfinite(ep[prefix + key]).all(), prefix + key
+    assert ep["obs_sparc"] <= 0 and np.isfinite(ep["replan_mean"]) and np.isfinite(ep["replan_max"])
+    # The profile is the mean |second difference| at each offset from the switches, here by hand.
+    observed = np.array([[float(v) for v in line.split(",")[4:5]] for line in trajectories(tmp_path / "run").splitlines()[1:]]).reshape(48, 6)
+    acc = np.abs(np.diff(observed, n=2, axis=0)).mean(axis=1)  # row i labelled frame i + 2
+    at_zero = [acc[b - 2] for b in ep["boundaries"]]  # every boundary 6..46 reaches offset 0
+    assert ep["obs_profile_acc"][15] == pytest.approx(np.mean(at_zero), rel=1e-12)
+    # Scalars only in the CSV and the text; the profiles are lists in the JSON alone.
+    header = output_paths(tmp_path / "run")["csv"].read_text().splitlines()[0].split(",")
+    assert {"obs_sparc", "action_ldlj", "replan_max", "demo_action_spike_transition", "demo_success"} <= set(header)
+    assert not any("profile" in column for column in header)
+    text = output_paths(tmp_path / "run")["results"].read_text()
+    assert f"replan_max = {ep['replan_max']:.6g}" in text and "  Spike Demo cmd " in text
+
+
+class SteppedChunks(RampPredictor):
+    """Stand-in whose k-th request returns the constant chunk 0.5 k^2 deg on every joint: at the
+    switch from chunk k to k+1 the plan jumps by 0.5 (2k + 1) deg wherever both cover a frame."""
+
+    def predict(self, observation, past_actions, committed_actions):
+        self.calls.append({})
+        k = len(self.calls) - 1
+        return np.full((1, self.chunk_size, self.action_dim), 0.5 * k**2, dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("max_steps", "expected_mean", "expected_max"),
+    [
+        # C=6, d=2, threshold=4: requests at 0, 4, 8, 12, 16, switches 2, 6, 10, 14, 18, each chunk
+        # overlapping the next on 2 frames. 20 frames: jumps 0.5, 1.5, 2.5, 3.5 -> mean 2.0, max 3.5.
+        (20, 2.0, 3.5),
+        # 17 frames: the request at 16 switches at 18, after the end; it is left out: 0.5, 1.5, 2.5.
+        (17, 1.5, 2.5),
+    ],
+)
+def test_replan_discontinuity_of_known_jumps(tmp_path, max_steps, expected_mean, expected_max):
+    out = run_sim_eval(config(tmp_path, max_steps=max_steps, threshold=4), predictor=SteppedChunks())
+    ep = out["episodes"][0]
+    assert [r["switch_frame"] for r in ep["requests"]] == [2, 6, 10, 14, 18]
+    assert ep["replan_mean"] == pytest.approx(expected_mean, abs=1e-12)
+    assert ep["replan_max"] == pytest.approx(expected_max, abs=1e-12)
+    # The raw chunks are kept for rescoring: every request's, with the frame it starts at.
+    with np.load(output_paths(tmp_path / "run")["chunks"]) as chunks:
+        assert chunks["ep0_starts"].tolist() == [2, 6, 10, 14, 18]
+        assert chunks["ep0_chunks"].shape == (5, 6, 6)
+        assert chunks["ep0_chunks"][:, 0, 0].tolist() == [0.0, 0.5, 2.0, 4.5, 8.0]
+    assert stored(tmp_path / "run")["files"]["chunks"] == str(output_paths(tmp_path / "run")["chunks"])
+
+
+@pytest.mark.parametrize("policy_type", ["act", "act_smooth"])
+def test_replan_is_nan_for_chunks_back_to_back(tmp_path, policy_type):
+    predictor = SteppedChunks()
+    predictor.policy_type = policy_type
+    if policy_type == "act":
+        predictor.past_length = predictor.max_delay = 0
+    # act: n_action_steps = C; act_smooth: threshold = d. No chunk shares a frame with the next.
+    ep = run_sim_eval(config(tmp_path, max_steps=20), predictor=predictor)["episodes"][0]
+    assert len(ep["requests"]) >= 3
+    assert np.isnan(ep["replan_mean"]) and np.isnan(ep["replan_max"])
+
+
+def test_the_demonstrator_runs_the_policys_scenes(tmp_path, capsys):
+    from lerobot_policy_act_smooth.sim.dataset import record_demonstration
+    from lerobot_policy_act_smooth.sim.env import SO101JointEnv
+
+    # A camera policy: the demonstrator runs in a second env, without cameras.
+    predictor = RampPredictor({STATE: (6,), "observation.images.top": (3, 24, 32)})
+    out = run_sim_eval(config(tmp_path, episodes=2, max_steps=40), predictor=predictor)
+    result = stored(tmp_path / "run")
+    env = SO101JointEnv()
+    scenes = []
+    for ep in result["episodes"]:
+        observation, _ = env.reset(seed=ep["seed"])
+        scene = observation[ENV_STATE].tolist()
+        assert ep["initial_environment_state"] == scene and ep["demo_initial_environment_state"] == scene
+        scenes.append(scene)
+        # The dataset's demonstrator on that seed, run here independently, is the reference.
+        demo = record_demonstration(env, seed=ep["seed"])
+        assert ep["demo_num_frames"] == len(demo.actions) and ep["demo_success"] == demo.success
+        assert ep["demo_boundaries"] == [b for b in ep["boundaries"] if b < len(demo.actions)]
+        a = np.diff(demo.actions.astype(np.float64), n=2, axis=0)
+        assert ep["demo_action_U_a"] == pytest.approx(np.max(np.var(a, axis=0, ddof=1)), rel=1e-12)
+    assert scenes[0] != scenes[1]  # seeds 5 and 6: two different scenes
+    assert out["aggregate"]["demo_success_rate"] == np.mean([ep["demo_success"] for ep in result["episodes"]])
+    assert f"(ceiling {out['aggregate']['demo_success_rate']:.2f})" in capsys.readouterr().err
+
+    # The reference file has the trajectories' columns and starts where the policy's episode started.
+    reference = [line.split(",") for line in output_paths(tmp_path / "run")["reference_trajectories"].read_text().splitlines()]
+    policy = [line.split(",") for line in trajectories(tmp_path / "run").splitlines()]
+    assert reference[0] == policy[0]
+    assert [r[4] for r in reference[1:7]] == [r[4] for r in policy[1:7]]  # episode 0, frame 0, observed joints
+    assert {r[5] for r in reference[1:]} == {"-1"}
+    episode_0 = [r for r in reference[1:] if r[0] == "0"]
+    assert len(episode_0) == 6 * result["episodes"][0]["demo_num_frames"]
+    assert sorted({int(r[1]) for r in episode_0 if r[6] == "1"}) == result["episodes"][0]["demo_boundaries"]
+    assert "Demonstrator on the same scenes (ceiling): success rate" in output_paths(tmp_path / "run")["results"].read_text()
+
+
+def test_reference_false_leaves_the_demonstrator_out(tmp_path):
+    out = run_sim_eval(config(tmp_path, reference=False), predictor=RampPredictor())
+    assert not any(k.startswith("demo_") for k in [*out["aggregate"], *out["episodes"][0]])
+    assert not output_paths(tmp_path / "run")["reference_trajectories"].exists()
+    assert "reference_trajectories" not in out["files"] and out["settings"]["reference"] is None
+    assert "Demo" not in output_paths(tmp_path / "run")["results"].read_text()
+
+
+def test_a_reference_flag_that_is_not_a_yes_or_no_is_refused(tmp_path, capsys):
+    with pytest.raises(SimEvalError, match="--reference must be true or false"):
+        run_sim_eval(config(tmp_path, reference="no"), predictor=RampPredictor())
+    from lerobot_policy_act_smooth.evaluation.sim_eval_cli import main
+
+    assert main([f"--policy.path={tmp_path}", f"--output={tmp_path / 'x'}", "--reference=perhaps"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not any(tmp_path.iterdir())

@@ -25,8 +25,14 @@ def test_tiny_checkpoint_runs_end_to_end_and_repeats(tiny_act_smooth_checkpoint,
     assert plot_path(tmp_path / "first", 1).read_bytes()[:4] == b"\x89PNG"
     first = json.loads(paths["json"].read_text())
     agg = first["aggregate"]
-    assert agg["num_episodes"] == 2 and 0.0 <= agg["success_rate"] <= 1.0
-    assert np.isfinite(agg["obs_U_a_mean"]) and np.isfinite(agg["action_U_a_mean"])
+    episodes = first["episodes"]
+    assert agg["num_episodes"] == len(episodes) == 2
+    # The aggregate is the episodes' mean: the success rate the share of successful episodes.
+    assert agg["num_successes"] == sum(ep["success"] is True for ep in episodes)
+    assert agg["success_rate"] == agg["num_successes"] / 2
+    for key in ("obs_U_a", "action_U_a"):
+        assert np.isfinite(agg[f"{key}_mean"])
+        assert agg[f"{key}_mean"] == pytest.approx((episodes[0][key] + episodes[1][key]) / 2, rel=1e-12)
     settings = first["settings"]
     assert settings["policy_type"] == "act_smooth" and settings["committed_actions"] == 2 and settings["threshold"] == 2
     ep = first["episodes"][0]

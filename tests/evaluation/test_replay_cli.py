@@ -33,7 +33,7 @@ def replay_args(checkpoint, root, stem, *extra):
 
 
 def expected_files(stem, episodes=(0, 1, 2)):
-    names = ["results.txt", "metrics.json", "metrics.csv", "stitched.csv", "run.json"]
+    names = ["results.txt", "metrics.json", "metrics.csv", "stitched.csv", "chunks.npz", "run.json"]
     for e in episodes:
         names += [f"ep{e}_trajectories.png", f"ep{e}_accelerations.png"]
     return [Path(f"{stem}_{n}") for n in names]

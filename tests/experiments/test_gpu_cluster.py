@@ -95,7 +95,11 @@ def test_one_gpu_per_trial_and_the_two_machine_schedule(gpu_cluster, hub_plan, t
                         "drop/dim_feedforward_32", "drop/dim_feedforward_64", "rel/run.early"}  # early start adopted
     for key, r in ran.items():
         assert len(r["gpus"]) == 1 and r["device"] == "cuda", (key, r)
-        assert r["dataset_root"] == str(cache_root)  # every trial trains on the cached copy
+        # every trial trains on the cached copy, through the training view (training episodes' statistics)
+        view = Path(r["dataset_root"])
+        assert view.parent == out / "dataset_views", r["dataset_root"]
+        assert json.loads((view / "meta" / "training_view.json").read_text())["source"] == str(cache_root.resolve())
+        assert (view / "data").resolve() == (cache_root / "data").resolve()
     # One GPU per node: trials on the same node never overlap.
     for a in ran.values():
         for b in ran.values():

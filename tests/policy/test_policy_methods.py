@@ -3,6 +3,7 @@ and the own-prediction prefix with re-anchored targets (issue 9 item 3, issue 11
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from policy_testlib import random_batch
@@ -100,6 +101,24 @@ def test_basis_head_output_lies_in_the_span(kind, M):
     loss, _ = policy.train().forward(batch)
     loss.backward()
     assert torch.isfinite(loss) and policy.model.query_pos.weight.grad.abs().sum() > 0
+
+
+def test_dct_basis_hand_values():
+    # C = 4, M = 3: entry (n, k) = cos(pi * (n + 1/2) * k / 4), unnormalised. Column 1 holds
+    # cos(pi/8) = sqrt(2 + sqrt 2) / 2 and cos(3 pi/8) = sqrt(2 - sqrt 2) / 2, column 2 +-cos(pi/4).
+    c1, c3, r = 0.9238795325112867, 0.3826834323650898, 0.7071067811865476
+    expected = [
+        [1.0, c1, r],
+        [1.0, c3, -r],
+        [1.0, -c3, -r],
+        [1.0, -c1, r],
+    ]
+    assert dct_basis(4, 3) == pytest.approx(np.array(expected), rel=1e-12, abs=1e-15)
+    assert chunk_basis("dct", 4, 3).numpy() == pytest.approx(np.array(expected), rel=1e-7)
+    # The head decodes with the same matrix: C = 8, column 1 runs from cos(pi/16) to cos(15 pi/16).
+    head = tiny_policy(chunk_basis="dct", chunk_basis_size=3).model.chunk_basis
+    assert head.shape == (C, 3)
+    assert head[[0, -1], 1].tolist() == pytest.approx([0.9807852804032304, -0.9807852804032304], rel=1e-7)
 
 
 def test_dct_head_output_has_no_frequency_above_the_basis():

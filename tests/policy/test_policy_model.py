@@ -3,6 +3,7 @@ save/load, overfitting, and the LeRobot select_action queue."""
 
 import pytest
 import torch
+from lerobot.configs import NormalizationMode
 from policy_testlib import random_batch, tiny_policy
 
 from lerobot_policy_act_smooth.modeling_act_smooth import ACTSmoothPolicy, from_relative, to_relative
@@ -139,6 +140,57 @@ def test_save_load_round_trip(tmp_path, relative):
     assert torch.equal(loaded.predict_chunk_normalised(*args), policy.predict_chunk_normalised(*args))
     torch.testing.assert_close(loaded.bootstrap_scale, torch.full((6,), 1.5))
     assert torch.equal(loaded.select_action(batch), policy.select_action(batch))
+
+
+# Centre and spread of each normalisation mode, per joint: mean and std (MEAN_STD), midpoint and half
+# the range (MIN_MAX, LeRobot's [-1, 1] scaling). Powers of two and sums of them, so that every
+# value below is exact in float32.
+STATE_NORM = {
+    NormalizationMode.MEAN_STD: ([2.0, -1.0, 0.0, 10.0, 4.0, 0.5], [3.0, 1.0, 2.0, 4.0, 0.5, 1.0]),
+    NormalizationMode.MIN_MAX: ([2.0, 0.0, 0.0, 4.0, 2.0, 0.5], [2.0, 10.0, 2.0, 4.0, 1.0, 0.5]),
+}
+ACTION_NORM = {
+    NormalizationMode.MEAN_STD: ([1.0, 1.0, 0.0, 2.0, 4.0, -0.5], [2.0, 4.0, 0.5, 8.0, 1.0, 0.25]),
+    NormalizationMode.MIN_MAX: ([0.0, 0.0, 0.0, 4.0, 4.0, 1.0], [2.0, 8.0, 1.0, 2.0, 4.0, 1.0]),
+}
+
+
+def feature_stats(norm):
+    """LeRobot-style stats holding both modes' entries, so the policy must pick by its mapping."""
+    (mean, std), (mid, half) = norm[NormalizationMode.MEAN_STD], norm[NormalizationMode.MIN_MAX]
+    return {
+        "mean": torch.tensor(mean), "std": torch.tensor(std),
+        "min": torch.tensor(mid) - torch.tensor(half), "max": torch.tensor(mid) + torch.tensor(half),
+    }
+
+
+MS, MM = NormalizationMode.MEAN_STD, NormalizationMode.MIN_MAX
+
+
+@pytest.mark.parametrize(
+    "state_mode, action_mode, scale, shift",
+    [
+        # scale = state spread / action spread, shift = (state centre - action centre) / action spread
+        (MS, MS, [1.5, 0.25, 4.0, 0.5, 0.5, 4.0], [0.5, -0.5, 0.0, 1.0, 0.0, 4.0]),
+        (MM, MM, [1.0, 1.25, 2.0, 2.0, 0.25, 0.5], [1.0, 0.0, 0.0, 0.0, -0.5, -0.5]),
+        (MS, MM, [1.5, 0.125, 2.0, 2.0, 0.125, 1.0], [1.0, -0.125, 0.0, 3.0, 0.0, -0.5]),
+        (MM, MS, [1.0, 2.5, 4.0, 0.5, 1.0, 2.0], [0.5, -0.25, 0.0, 0.25, -2.0, 4.0]),
+    ],
+)
+def test_bootstrap_action_is_the_state_in_action_units(state_mode, action_mode, scale, shift):
+    stats = {"observation.state": feature_stats(STATE_NORM), "action": feature_stats(ACTION_NORM)}
+    mapping = {"VISUAL": MS, "ENV": MS, "STATE": state_mode, "ACTION": action_mode}
+    policy = tiny_policy(dataset_stats=stats, normalization_mapping=mapping)
+    assert torch.equal(policy.bootstrap_scale, torch.tensor(scale))
+    assert torch.equal(policy.bootstrap_shift, torch.tensor(shift))
+    # A state normalised to 1 on every joint is raw centre + spread; its bootstrap a_0, taken back to
+    # raw units with the action's centre and spread, is that same state.
+    batch = random_batch(policy.config, batch_size=1)
+    batch["observation.state"] = torch.ones(1, 6)
+    a0 = policy._bootstrap_action(batch)[0]
+    (s_centre, s_spread), (a_centre, a_spread) = STATE_NORM[state_mode], ACTION_NORM[action_mode]
+    raw_state = torch.tensor(s_centre) + torch.tensor(s_spread)
+    assert torch.equal(a0 * torch.tensor(a_spread) + torch.tensor(a_centre), raw_state)
 
 
 def test_loss_falls_when_overfitting_one_batch():

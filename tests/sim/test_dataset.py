@@ -22,7 +22,8 @@ def test_dataset_loads_with_action_chunks(sim_dataset):
     assert item["action"].shape == (36, 6)
     assert item["observation.state"].shape == (6,)
     assert item["observation.environment_state"].shape == (10,)
-    assert item["action_is_pad"][:4].all() == False  # noqa: E712 (frame 20 has 4 past actions)
+    assert not item["action_is_pad"][:4].any()  # frame 20 has 4 past actions: none padded
+    assert dataset[0]["action_is_pad"][:4].all()  # the episode's first frame has none: all padded
     assert item["task"] == "Pick up the cube and place it on the target."
     assert dataset.meta.features["action"]["names"][-1] == "gripper.pos"
     for key in ("action", "observation.state", "observation.environment_state"):

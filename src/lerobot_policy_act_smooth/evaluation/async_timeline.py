@@ -53,13 +53,18 @@ def max_supported_latency_ms(max_delay: int, fps: float) -> float:
 
 @dataclass
 class ChunkRequest:
-    """One inference request. ``committed_frames`` is empty for the synchronous act baseline."""
+    """One inference request. ``committed_frames`` is empty for the synchronous act baseline.
+
+    ``chunk`` is the whole chunk [C, A] the policy returned, placed at frames switch_frame ..
+    switch_frame + C - 1, also the actions a later request discarded (the replan discontinuity
+    compares them with the next chunk)."""
 
     index: int
     request_frame: int
     committed_frames: list[int]
     switch_frame: int
     past_frames: list[int]
+    chunk: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
         return {
@@ -189,7 +194,7 @@ class ChunkTimeline:
             self._plan[switch + i] = chunk[i]
             self._plan_source[switch + i] = index
         self._plan_end = switch + keep
-        request = ChunkRequest(index, t, committed, switch, past)
+        request = ChunkRequest(index, t, committed, switch, past, chunk=chunk.copy())
         self.requests.append(request)
         return request
 

@@ -6,7 +6,9 @@ docs/closed_loop.md): an inference latency commits d actions, the policy's own e
 committed actions form the prefix of the next request, and the new chunk takes over after
 the committed ones. LeRobot's act runs its chunks back to back, synchronously (the vanilla
 ACT baseline). Metrics are computed on the commanded actions and on the observed joint
-positions; success is the environment's ``info["is_success"]``.
+positions; success is the environment's ``info["is_success"]``. With ``reference`` (default)
+the scripted demonstrator that records the datasets also runs every episode's scene (same
+seed), so each closed-loop figure has a reference on the same scenes (``demo_*``).
 
 Python API: :func:`run_sim_eval` (used by the CLI ``actsmooth-sim-eval`` and by the
 experiment runner). Its options and their checks are in :mod:`closed_loop_config`, the
@@ -23,6 +25,7 @@ import numpy as np
 
 from lerobot_policy_act_smooth.evaluation.async_timeline import ChunkTimeline
 from lerobot_policy_act_smooth.evaluation.closed_loop_config import (
+    ENV_STATE_KEY,
     IMAGE_PREFIX,
     STATE_KEY,
     PolicyPathConfig,
@@ -106,6 +109,7 @@ def run_episode(
     """Run one episode: reset with ``seed``, then step until the environment terminates or
     truncates (or max_steps frames). ``progress(t)`` is called every frame if given."""
     observation, info = env.reset(seed=seed)
+    scene = observation.get(ENV_STATE_KEY)
     timeline = ChunkTimeline(
         policy_type=predictor.policy_type,
         chunk_size=predictor.chunk_size,
@@ -153,7 +157,18 @@ def run_episode(
         terminated=bool(terminated),
         truncated=bool(truncated),
         predict_seconds=predict_seconds,
+        chunks=np.stack([r.chunk for r in timeline.requests]),
+        initial_environment_state=None if scene is None else np.asarray(scene).copy(),
     )
+
+
+def run_reference(env, seed: int, fps: float):
+    """The scripted demonstrator (the one that records the datasets, sim/dataset.py) on the scene
+    of ``env.reset(seed=seed)``: its full episode, not cut at --max_steps (its own length is part
+    of the reference). Returns a sim.dataset.Demonstration (actions, states, success)."""
+    from lerobot_policy_act_smooth.sim.dataset import record_demonstration
+
+    return record_demonstration(env, seed=seed, fps=int(round(fps)))
 
 
 class _Progress:
@@ -182,9 +197,11 @@ class _Progress:
 
     def end(self, record: EpisodeRecord):
         self.done_frames += record.num_frames
+        demo = record.reference
+        reference = "" if demo is None else f" (demonstrator: {'yes' if demo.success else 'no'}, {len(demo.actions)} frames)"
         self._print(
             f"episode {self.episode + 1}/{self.episodes} done: {record.num_frames} frames, "
-            f"{len(record.requests)} chunks, success {'yes' if record.success else 'no'}, "
+            f"{len(record.requests)} chunks, success {'yes' if record.success else 'no'}{reference}, "
             f"{time.perf_counter() - self.start:.1f}s elapsed"
         )
 
@@ -202,6 +219,18 @@ def _default_env_factory(cameras, max_steps, seed):
     if max_steps is not None:
         kwargs["max_steps"] = max_steps
     return SO101JointEnv(**kwargs)
+
+
+def _reference_env(env, fps: float):
+    """The env the demonstrator runs in: the policy's when it renders no camera (the demonstrator
+    needs no images, and the reset with the same seed gives the same scene), else one without
+    cameras, as the dataset records in."""
+    if not getattr(env, "cameras", None):
+        return env
+    from lerobot_policy_act_smooth.sim.dataset import MAX_EPISODE_FRAMES
+    from lerobot_policy_act_smooth.sim.env import SO101JointEnv
+
+    return SO101JointEnv(cameras=None, max_steps=MAX_EPISODE_FRAMES + 1, fps=int(round(fps)))
 
 
 def run_sim_eval(config: SimEvalConfig, predictor=None, env_factory=None) -> dict:
@@ -223,6 +252,7 @@ def run_sim_eval(config: SimEvalConfig, predictor=None, env_factory=None) -> dic
         env = (env_factory or _default_env_factory)(cameras, config.max_steps, config.seed)
     except (ValueError, KeyError) as err:
         raise SimEvalError(f"the simulator cannot provide the cameras this policy needs ({cameras}): {err}") from err
+    reference_env = None
     try:
         fps = float(env.fps)
         first_observation, _ = env.reset(seed=config.seed)
@@ -244,16 +274,25 @@ def run_sim_eval(config: SimEvalConfig, predictor=None, env_factory=None) -> dic
         frames_per_episode = config.max_steps or int(getattr(env, "max_steps", 0) or 0) or 1
         progress = _Progress(config.episodes, frames_per_episode)
         records = []
+        reference_seconds = 0.0
+        if config.reference:
+            reference_env = _reference_env(env, fps)
         started = time.perf_counter()
         for i in range(config.episodes):
             seed_everything(config.seed + i)
             progress.begin(i)
             record = run_episode(env, predictor, episode=i, seed=config.seed + i, delay=delay, threshold=threshold,
                                  max_steps=config.max_steps, progress=progress)
+            if reference_env is not None:
+                reference_started = time.perf_counter()
+                record.reference = run_reference(reference_env, config.seed + i, fps)
+                reference_seconds += time.perf_counter() - reference_started
             progress.end(record)
             records.append(record)
-        wall = time.perf_counter() - started
+        wall = time.perf_counter() - started - reference_seconds
     finally:
+        if reference_env is not None and reference_env is not env:
+            reference_env.close()
         close = getattr(env, "close", None)
         if close is not None:
             close()
@@ -275,9 +314,12 @@ def run_sim_eval(config: SimEvalConfig, predictor=None, env_factory=None) -> dic
         "cameras": cameras,
         "seeds": [config.seed + i for i in range(config.episodes)],
         "timing": timing,
+        "reference": "scripted demonstrator (sim/demonstrator.py, as in the datasets) on the same seeds, without cameras, "
+                     "full episodes; scored at the policy's boundaries inside them" if config.reference else None,
     }
     timing_info = {
         "wall_seconds": wall,
+        "reference_wall_seconds": reference_seconds if config.reference else None,
         "predict_calls": len(all_predict),
         "predict_ms_median": float(np.median(all_predict) * 1000.0) if all_predict else None,
         "frames": int(sum(r.num_frames for r in records)),
@@ -289,12 +331,18 @@ def run_sim_eval(config: SimEvalConfig, predictor=None, env_factory=None) -> dic
         f"Episodes {config.episodes}, seeds {config.seed}..{config.seed + config.episodes - 1}; "
         "spike = observed joints' (first chunk's start left out); success = info['is_success'] reached during the episode",
     ]
+    if config.reference:
+        header_lines.append(
+            "Demo = the scripted demonstrator on each episode's scene (same seed, full episode), scored at the "
+            "policy's switch frames inside it; its success rate is the ceiling"
+        )
     payload = write_results(config, records, title, header_lines, settings, timing_info, getattr(env, "joint_names", None))
     agg = payload["aggregate"]
+    ceiling = f" (ceiling {agg['demo_success_rate']:.2f})" if "demo_success_rate" in agg else ""
     print(
         f"[sim-eval] {config.episodes} episodes in {wall:.1f}s: observed U_a {agg['obs_U_a_mean']:.4g}, "
         f"commanded U_a {agg['action_U_a_mean']:.4g}, spike {agg['spike_mean']:.3g}x, "
-        f"success {agg['success_rate']:.2f}; wrote {output_paths(config.output)['results']}",
+        f"success {agg['success_rate']:.2f}{ceiling}; wrote {output_paths(config.output)['results']}",
         file=sys.stderr,
         flush=True,
     )

@@ -19,6 +19,7 @@ from lerobot_policy_act_smooth.evaluation.report_files import result_paths
 
 IMAGE_PREFIX = "observation.images."
 STATE_KEY = "observation.state"
+ENV_STATE_KEY = "observation.environment_state"
 
 
 class SimEvalError(ValueError):
@@ -38,7 +39,7 @@ class SimEvalConfig:
     episodes: int = 10
     seed: int = 0
     # Output stem: writes STEM_results.txt, STEM_metrics.json/.csv, STEM_trajectories.csv,
-    # STEM_epN_trajectories.png and STEM_run.json.
+    # STEM_chunks.npz, STEM_reference_trajectories.csv, STEM_epN_trajectories.png and STEM_run.json.
     output: str | None = None
     # Inference latency in ms (a number) or "measured" (median of warm predict calls here).
     latency_ms: str = "35"
@@ -50,13 +51,23 @@ class SimEvalConfig:
     device: str = "cpu"
     # Write the per-episode trajectory plots.
     plots: bool = True
+    # Also run the scripted demonstrator (the dataset's) on every episode's scene, without
+    # cameras: the demo_* metrics and the success ceiling that closed-loop ratios divide by.
+    reference: bool = True
     # Replace result files of an earlier run with the same output stem.
     overwrite: bool = False
 
 
 def output_paths(stem: str | Path) -> dict[str, Path]:
-    """The files of a run besides the plots: the metric files, the trajectories and the run metadata."""
-    return {**result_paths(stem), "trajectories": Path(f"{stem}_trajectories.csv"), "run": Path(f"{stem}_run.json")}
+    """The files of a run besides the plots: the metric files, the trajectories, the raw chunks,
+    the demonstrator's trajectories (written only with --reference=true) and the run metadata."""
+    return {
+        **result_paths(stem),
+        "trajectories": Path(f"{stem}_trajectories.csv"),
+        "chunks": Path(f"{stem}_chunks.npz"),
+        "reference_trajectories": Path(f"{stem}_reference_trajectories.csv"),
+        "run": Path(f"{stem}_run.json"),
+    }
 
 
 def plot_path(stem: str | Path, episode: int) -> Path:
@@ -92,6 +103,8 @@ def validate_config(config: SimEvalConfig, check_policy_path: bool = True) -> No
         raise SimEvalError(f"--max_steps must be at least 3 frames (U_a needs 3), got {config.max_steps}")
     if config.threshold is not None and config.threshold < 1:
         raise SimEvalError(f"--threshold must be >= 1 action, got {config.threshold}")
+    if not isinstance(config.reference, bool):
+        raise SimEvalError(f"--reference must be true or false, got {config.reference!r}")
     if not config.output:
         raise SimEvalError("no output given: pass --output=STEM (files STEM_results.txt, STEM_metrics.json, ...)")
     # Like the replay: an existing folder (or a value ending in "/") means STEM = folder/sim_eval.

@@ -25,6 +25,23 @@ Worked example (docs/evaluation.md has it too): T = 20 frames, one boundary b = 
 accelerations are rows 0..17, labelled frames 2..19; the window holds labels 8..12 = rows 6..10;
 the other 13 rows are the rest.
 
+Transition window (issue 17): the +-2 spike is the plan's, kept for comparison with the earlier
+run. A join head (``prefix_join_horizon`` H) continues the prefix for its first frames and pulls onto
+its decoded chunk over labels b+3 .. b+H, where the +-2 window cannot see it. The transition spike
+uses labels ``b - 2 .. b + TRANSITION_AFTER`` (12 = the longest transition of any variant in the
+plans, H = 10 or a 10-frame blending crossfade, + 2), rows ``b - 4 .. b + 10``.
+
+Boundary-locked profile: entry o of :func:`boundary_profiles` (offset ``o - half_width``) is the mean
+over joints and boundaries of ``|a|`` labelled ``b + offset``. Third differences
+``x[f] - 3 x[f-1] + 3 x[f-2] - x[f-3]`` (deg/frame^3) are labelled f like the second ones (row
+``f - 3``). A jump between ``x[b-1]`` and ``x[b]`` shows in the profile of second differences at
+offsets 0 and +1, in the third differences' at 0, +1 and +2.
+
+Movement smoothness (:func:`movement_smoothness`): SPARC and LDLJ of the whole sequence, all joints
+together (speed = Euclidean norm over joints of the velocity, deg/s; the fps converts frames to
+seconds). Replan discontinuity (:func:`replan_discontinuity`): how much a new chunk differs from the
+old chunk on the frames both predicted, apart from how the stitched sequence is executed.
+
 Across episodes, :func:`aggregate` reports the mean and the sample std (``ddof=1``, pandas'
 ``.std()``; NaN for a single episode).
 """
@@ -37,6 +54,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 SPIKE_WINDOW = 2
+# Labels after a boundary the transition spike covers: the longest transition of any variant in the
+# plans (prefix_join_horizon 10, or a blending crossfade of 10 frames) + 2.
+TRANSITION_AFTER = 12
+# Offsets -15 .. +15 of the boundary-locked profile.
+PROFILE_HALF_WIDTH = 15
 
 
 def _as_actions(actions) -> np.ndarray:
@@ -82,30 +104,24 @@ def mean_abs_velocity(actions) -> float:
     return float(np.mean(np.abs(v)))
 
 
-def boundary_acceleration_mask(num_frames: int, boundaries: Iterable[int], window: int = SPIKE_WINDOW) -> np.ndarray:
+def boundary_acceleration_mask(
+    num_frames: int, boundaries: Iterable[int], window: int = SPIKE_WINDOW, after: int | None = None
+) -> np.ndarray:
     """Boolean [num_frames - 2] mask over second-difference rows whose label frame (row + 2) is
-    within +-window of some boundary (see the module docstring for the index mapping)."""
+    within ``b - window .. b + after`` of some boundary b; ``after=None`` means ``after = window``
+    (the symmetric +-window of the plan). See the module docstring for the index mapping."""
+    after = window if after is None else after
     mask = np.zeros(max(num_frames - 2, 0), dtype=bool)
     for b in boundaries:
         lo = max(int(b) - window - 2, 0)
-        hi = min(int(b) + window - 2, num_frames - 3)
+        hi = min(int(b) + after - 2, num_frames - 3)
         if lo <= hi:
             mask[lo : hi + 1] = True
     return mask
 
 
-def boundary_spike(actions, boundaries: Sequence[int], window: int = SPIKE_WINDOW) -> dict:
-    """Boundary spike of a stitched action sequence.
-
-    actions: [T, J] deg. boundaries: frame indices where a chunk starts (first chunk left out).
-    Returns ``{"spike", "boundary_mean", "other_mean"}``: mean |a| (deg/frame^2, over joints and
-    the selected frames) near boundaries, over all other frames, and their ratio (dimensionless;
-    1.0 = no boundary artefact). The ratio is NaN when there is no boundary acceleration or no
-    other acceleration, or both means are 0; +inf when only ``other_mean`` is 0.
-    """
-    a = np.abs(accelerations(actions))
-    mask = boundary_acceleration_mask(a.shape[0] + 2, boundaries, window)
-    near, far = a[mask], a[~mask]
+def _spike(abs_acc: np.ndarray, mask: np.ndarray) -> dict:
+    near, far = abs_acc[mask], abs_acc[~mask]
     boundary_mean = float(near.mean()) if near.size else math.nan
     other_mean = float(far.mean()) if far.size else math.nan
     if math.isnan(boundary_mean) or math.isnan(other_mean):
@@ -115,6 +131,166 @@ def boundary_spike(actions, boundaries: Sequence[int], window: int = SPIKE_WINDO
     else:
         spike = boundary_mean / other_mean
     return {"spike": spike, "boundary_mean": boundary_mean, "other_mean": other_mean}
+
+
+def boundary_spike(actions, boundaries: Sequence[int], window: int = SPIKE_WINDOW) -> dict:
+    """Boundary spike of a stitched action sequence: the plan's spike (+-window, default 2), kept
+    for comparison with the earlier run; :func:`transition_spike` covers a join's whole transition.
+
+    actions: [T, J] deg. boundaries: frame indices where a chunk starts (first chunk left out).
+    Returns ``{"spike", "boundary_mean", "other_mean"}``: mean |a| (deg/frame^2, over joints and
+    the selected frames) near boundaries, over all other frames, and their ratio (dimensionless;
+    1.0 = no boundary artefact). The ratio is NaN when there is no boundary acceleration or no
+    other acceleration, or both means are 0; +inf when only ``other_mean`` is 0.
+    """
+    a = np.abs(accelerations(actions))
+    return _spike(a, boundary_acceleration_mask(a.shape[0] + 2, boundaries, window))
+
+
+def transition_spike(actions, boundaries: Sequence[int], before: int = SPIKE_WINDOW,
+                     after: int = TRANSITION_AFTER) -> dict:
+    """The spike of :func:`boundary_spike` over the asymmetric window of labels ``b - before ..
+    b + after`` (default 2 and :data:`TRANSITION_AFTER`): it holds a join head's pull onto its
+    decoded chunk at b+3 .. b+H, which the +-2 window counts as "other".
+
+    actions: [T, J] deg. Returns ``{"spike", "boundary_mean", "other_mean"}`` (x, deg/frame^2,
+    deg/frame^2), NaN/inf as :func:`boundary_spike`.
+    """
+    a = np.abs(accelerations(actions))
+    return _spike(a, boundary_acceleration_mask(a.shape[0] + 2, boundaries, before, after))
+
+
+def boundary_profiles(actions, boundaries: Sequence[int], half_width: int = PROFILE_HALF_WIDTH) -> dict:
+    """Boundary-locked profiles of |second difference| and |third difference|.
+
+    actions: [T, J] deg; boundaries: chunk switches (frame indices). Returns
+    ``{"profile_acc": [2*half_width+1] deg/frame^2, "profile_jerk": [2*half_width+1] deg/frame^3}``:
+    entry o (offset ``o - half_width``) is the mean over joints and over the boundaries b whose
+    label ``b + offset`` exists (2..T-1 for second differences, 3..T-1 for third) of
+    ``|x[f] - 2 x[f-1] + x[f-2]|`` resp. ``|x[f] - 3 x[f-1] + 3 x[f-2] - x[f-3]|`` at ``f = b + offset``.
+    NaN at an offset no boundary reaches (all NaN without boundaries).
+    Raises ValueError when the window of ``2*half_width+1`` frames is longer than the sequence.
+    """
+    x = _as_actions(actions)
+    width = 2 * half_width + 1
+    if half_width < 0 or width > x.shape[0]:
+        raise ValueError(
+            f"a profile window of {width} frames is longer than the episode ({x.shape[0]} frames); lower half_width"
+        )
+    offsets = np.arange(-half_width, half_width + 1)
+    out = {}
+    for key, order in (("profile_acc", 2), ("profile_jerk", 3)):
+        d = np.abs(np.diff(x, n=order, axis=0)).mean(axis=1)  # [T - order]; row i is labelled i + order
+        total, count = np.zeros(width), np.zeros(width)
+        for b in boundaries:
+            rows = int(b) + offsets - order
+            ok = (rows >= 0) & (rows < d.shape[0])
+            total[ok] += d[rows[ok]]
+            count[ok] += 1
+        with np.errstate(invalid="ignore"):
+            out[key] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return out
+
+
+def profile_peak_ratio(profile, reference) -> float:
+    """Peak over offsets of ``profile / reference`` (dimensionless) where both are finite and the
+    reference is > 0; NaN when no offset qualifies. profile, reference: [W] arrays of one unit
+    (e.g. a variant's mean profile_acc and the demonstrations' on the same frames)."""
+    p, r = np.asarray(profile, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if p.shape != r.shape:
+        raise ValueError(f"profile {p.shape} and reference {r.shape} must have the same shape")
+    ok = np.isfinite(p) & np.isfinite(r) & (r > 0)
+    return float(np.max(p[ok] / r[ok])) if ok.any() else math.nan
+
+
+def sparc(speed, fps: float, cutoff_hz: float = 10.0, amplitude_threshold: float = 0.05,
+          padding_levels: int = 4) -> float:
+    """Spectral arc length (SPARC) of a speed profile (Balasubramanian, Melendez-Calderon, Burdet
+    2012; Balasubramanian et al. 2015).
+
+    speed: [N] speed samples at ``fps`` (any unit: the spectrum is normalised). The magnitude of the
+    FFT of the speed zero-padded to ``2^(ceil(log2 N) + padding_levels)`` samples, divided by its
+    value at 0 Hz, is kept up to the adaptive cutoff f_c: the last frequency <= ``cutoff_hz`` whose
+    normalised magnitude is >= ``amplitude_threshold``. SPARC is minus the arc length of the curve
+    ``(f / f_c, |V(f)| / |V(0)|)`` over 0 .. f_c: dimensionless, <= 0, closer to 0 = smoother.
+    NaN when nothing moved (the speed sums to 0) or when only 0 Hz passes the threshold.
+    """
+    v = np.asarray(speed, dtype=np.float64).ravel()
+    if v.size < 2:
+        raise ValueError(f"SPARC needs a speed profile of at least 2 samples, got {v.size}")
+    n_fft = 2 ** (math.ceil(math.log2(v.size)) + padding_levels)
+    magnitude = np.abs(np.fft.rfft(v, n_fft))
+    if magnitude[0] == 0.0:
+        return math.nan
+    magnitude = magnitude / magnitude[0]
+    freqs = np.fft.rfftfreq(n_fft, d=1.0 / fps)
+    above = np.flatnonzero((freqs <= cutoff_hz) & (magnitude >= amplitude_threshold))
+    last = int(above[-1])
+    if last == 0:
+        return math.nan
+    f = freqs[: last + 1] / freqs[last]
+    m = magnitude[: last + 1]
+    return -float(np.sum(np.hypot(np.diff(f), np.diff(m))))
+
+
+def log_dimensionless_jerk(positions, fps: float) -> float:
+    """Log dimensionless jerk (LDLJ, velocity-peak form; Hogan & Sternad 2009, Balasubramanian et al. 2015).
+
+    positions: [T, J] deg at ``fps``. With v the joint velocity vector (first differences * fps,
+    deg/s), jerk the third differences * fps^3 (deg/s^3) and the duration ``D = (T - 1) / fps``:
+    ``DLJ = D^3 / max|v|^2 * sum(|jerk|^2) / fps`` (the integral of |jerk|^2 as a Riemann sum),
+    ``LDLJ = -ln(DLJ)``. Dimensionless, higher = smoother (a minimum-jerk reach: -ln 204.8 = -5.32).
+    NaN when nothing moved; +inf when the jerk is exactly 0 (constant velocity). Needs T >= 4.
+    """
+    x = _as_actions(positions)
+    if x.shape[0] < 4:
+        raise ValueError(f"LDLJ needs at least 4 frames, got {x.shape[0]}")
+    peak_speed = float(np.max(np.linalg.norm(np.diff(x, axis=0) * fps, axis=1)))
+    if peak_speed == 0.0:
+        return math.nan
+    jerk = np.diff(x, n=3, axis=0) * fps**3
+    duration = (x.shape[0] - 1) / fps
+    dlj = duration**3 / peak_speed**2 * float(np.sum(jerk**2)) / fps
+    return -math.log(dlj) if dlj > 0 else math.inf
+
+
+def movement_smoothness(positions, fps: float) -> dict:
+    """``{"sparc", "ldlj"}`` of one [T, J] deg sequence at ``fps``, all joints together: SPARC of the
+    speed ``|first difference| * fps`` (Euclidean norm over joints, deg/s), LDLJ of the positions."""
+    x = _as_actions(positions)
+    speed = np.linalg.norm(np.diff(x, axis=0) * fps, axis=1)
+    return {"sparc": sparc(speed, fps), "ldlj": log_dimensionless_jerk(x, fps)}
+
+
+def replan_discontinuity(old_chunk, old_start: int, new_chunk, new_start: int) -> float:
+    """Largest |new - old| (deg) over the frames and joints both chunks cover.
+
+    old_chunk, new_chunk: [L, J] deg, placed at episode frames ``old_start ..`` and ``new_start ..``.
+    NaN when they share no frame (e.g. chunks executed back to back, advance = chunk size).
+    """
+    old, new = _as_actions(old_chunk), _as_actions(new_chunk)
+    if old.shape[1] != new.shape[1]:
+        raise ValueError(f"chunks of {old.shape[1]} and {new.shape[1]} joints cannot be compared; pass chunks of one robot")
+    lo = max(int(old_start), int(new_start))
+    hi = min(int(old_start) + old.shape[0], int(new_start) + new.shape[0])
+    if lo >= hi:
+        return math.nan
+    shared_old = old[lo - int(old_start) : hi - int(old_start)]
+    shared_new = new[lo - int(new_start) : hi - int(new_start)]
+    return float(np.max(np.abs(shared_new - shared_old)))
+
+
+def replan_summary(chunks: Sequence[np.ndarray], starts: Sequence[int]) -> dict:
+    """``{"replan_mean", "replan_max"}`` (deg): :func:`replan_discontinuity` of each consecutive pair
+    of chunks (in placement order, chunk i at frame ``starts[i]``), mean and max over the pairs that
+    share frames; NaN when none does."""
+    if len(chunks) != len(starts):
+        raise ValueError(f"{len(chunks)} chunks but {len(starts)} start frames; pass one start per chunk")
+    values = [replan_discontinuity(chunks[i - 1], starts[i - 1], chunks[i], starts[i]) for i in range(1, len(chunks))]
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return {"replan_mean": math.nan, "replan_max": math.nan}
+    return {"replan_mean": float(np.mean(values)), "replan_max": float(np.max(values))}
 
 
 def split_acceleration_variance(actions, boundaries: Sequence[int], window: int = SPIKE_WINDOW) -> dict:
@@ -143,10 +319,13 @@ def mean_abs_error(pred, truth) -> float:
     return float(np.mean(np.abs(p - t)))
 
 
-def smoothness_metrics(actions, boundaries: Sequence[int], window: int = SPIKE_WINDOW) -> dict:
-    """U_v, U_a (whole, inside chunks, at boundaries), mu_v and the boundary spike of one [T, J]
-    sequence (deg), as a flat dict:
-    ``U_v, U_a, U_a_inside, U_a_boundary, mu_v, spike, spike_boundary_mean, spike_other_mean``."""
+def smoothness_metrics(actions, boundaries: Sequence[int], window: int = SPIKE_WINDOW, fps: float = 30.0,
+                       transition_after: int = TRANSITION_AFTER) -> dict:
+    """U_v, U_a (whole, inside chunks, at boundaries), mu_v, the plan's +-window boundary spike, the
+    transition spike (labels b-window .. b+transition_after), SPARC and LDLJ (at ``fps``) of one [T, J]
+    sequence (deg), as a flat dict: ``U_v, U_a, U_a_inside, U_a_boundary, mu_v, spike,
+    spike_boundary_mean, spike_other_mean, spike_transition, sparc, ldlj``. U_a_inside / U_a_boundary
+    stay on the +-window."""
     spike = boundary_spike(actions, boundaries, window)
     return {
         "U_v": velocity_variance(actions),
@@ -156,14 +335,17 @@ def smoothness_metrics(actions, boundaries: Sequence[int], window: int = SPIKE_W
         "spike": spike["spike"],
         "spike_boundary_mean": spike["boundary_mean"],
         "spike_other_mean": spike["other_mean"],
+        "spike_transition": transition_spike(actions, boundaries, window, transition_after)["spike"],
+        **movement_smoothness(actions, fps),
     }
 
 
-def episode_metrics(pred, truth, boundaries: Sequence[int], window: int = SPIKE_WINDOW) -> dict:
+def episode_metrics(pred, truth, boundaries: Sequence[int], window: int = SPIKE_WINDOW, fps: float = 30.0,
+                    transition_after: int = TRANSITION_AFTER) -> dict:
     """Metrics of one episode: the prediction's (plain keys), the ground truth's over the same
     frames and boundaries (``truth_`` keys), and ``mae`` of prediction against truth (deg)."""
-    out = smoothness_metrics(pred, boundaries, window)
-    out.update({f"truth_{k}": v for k, v in smoothness_metrics(truth, boundaries, window).items()})
+    out = smoothness_metrics(pred, boundaries, window, fps, transition_after)
+    out.update({f"truth_{k}": v for k, v in smoothness_metrics(truth, boundaries, window, fps, transition_after).items()})
     out["mae"] = mean_abs_error(pred, truth)
     return out
 

@@ -18,7 +18,15 @@ history K (``past_length``), delay d (1..D) and chunk size C, advancing s frames
   frames are crossfaded linearly: at the j-th shared frame (j = 0..L-1) the new chunk has
   weight (j+1)/(L+1) and the old one the rest.
 - Metrics are computed over the stitched frames ``p_0 .. p_last + C - 1``; the spike's
-  boundaries are the placements ``p_1, p_2, ...`` (the first chunk's start left out).
+  boundaries are the placements ``p_1, p_2, ...`` (the first chunk's start left out). With
+  ``blend`` a crossfade has two kinks, where it starts (the old chunk's weight starts falling,
+  second difference labelled p_i) and where it ends (the weight reaches 0 at frame p_i + L, the
+  first frame of the new chunk alone; its kink is labelled p_i + L + 1): both ``p_i`` and
+  ``p_i + L`` (i >= 1) are boundaries of the scalar metrics. The boundary-locked profiles stay
+  locked to the switches ``p_i`` (offset 0 = p_i), so a blend's second kink shows at offset L + 1.
+- Every chunk as the policy predicted it is kept (``EpisodeReplay.chunks``, placement order) for
+  the replan discontinuity: chunk i covers frames p_i .. p_i + C - 1, chunk i+1 starts at
+  p_i + s, so consecutive chunks share C - s frames when s < C (NaN when s = C, back to back).
 
 LeRobot's own ACT (``policy_type == "act"``) has no prefix: K = d = 0, chunks are placed at
 ``t_i`` itself, back to back every s frames from frame 0, identically in both modes.
@@ -32,7 +40,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lerobot_policy_act_smooth.evaluation.metrics import episode_metrics
+from lerobot_policy_act_smooth.evaluation.metrics import (
+    PROFILE_HALF_WIDTH,
+    boundary_profiles,
+    episode_metrics,
+    replan_summary,
+)
 
 MODES = ("gt_prefix", "self_chaining")
 
@@ -147,6 +160,8 @@ class EpisodeReplay:
     chunk_index: np.ndarray  # [N] chunk that supplied each stitched frame, -1 elsewhere
     schedule: ChunkSchedule
     prefixes: list[np.ndarray] = field(default_factory=list)  # per chunk: the [K+d, A] prefix it was given
+    chunks: list[np.ndarray] = field(default_factory=list)  # per chunk, placement order: the [C, A] prediction
+    blend: bool = False
     predict_calls: int = 0
     seconds: float = 0.0
 
@@ -169,13 +184,55 @@ class EpisodeReplay:
     def truth_in_range(self) -> np.ndarray:
         return self.truth[self.start : self.stop]
 
-    def metrics(self) -> dict:
-        """Per-episode metrics over the stitched frames, boundaries relative to the first one."""
-        rel = [b - self.start for b in self.boundaries]
-        row = {"episode": self.episode}
-        row.update(episode_metrics(self.prediction_in_range(), self.truth_in_range(), rel))
-        row["num_chunks"] = len(self.schedule.observation_frames)
+    @property
+    def blend_overlap(self) -> int:
+        """L = C - s crossfaded frames per switch with blending; 0 without."""
+        return self.schedule.chunk_size - self.schedule.advance if self.blend else 0
+
+    def metrics(self, fps: float = 30.0) -> dict:
+        """Per-episode scalar metrics over the stitched frames (see :func:`score_episode`)."""
+        row, _ = self.scores(fps)
         return row
+
+    def scores(self, fps: float = 30.0) -> tuple[dict, dict]:
+        """(scalar row, profile lists) of :func:`score_episode` for this episode."""
+        return score_episode(self.episode, self.prediction_in_range(), self.truth_in_range(),
+                             [b - self.start for b in self.boundaries], self.blend_overlap, fps,
+                             self.chunks, [p - self.start for p in self.schedule.placements])
+
+
+def metric_boundaries(switches: list[int], blend_overlap: int) -> list[int]:
+    """Boundaries of the scalar metrics: the switches p_i, and with blending (L > 0 crossfaded frames)
+    also each crossfade's end p_i + L (module docstring)."""
+    if blend_overlap <= 0:
+        return list(switches)
+    return sorted({*switches, *(p + blend_overlap for p in switches)})
+
+
+def score_episode(episode: int, prediction: np.ndarray, truth: np.ndarray, switches: list[int], blend_overlap: int,
+                  fps: float, chunks: list[np.ndarray] | None, starts: list[int] | None) -> tuple[dict, dict]:
+    """One episode's replay scores: ``(row, profiles)``.
+
+    prediction, truth: [N, A] deg over the stitched frames; switches: chunk starts after the first,
+    relative to the first stitched frame; blend_overlap: L (0 without blending); chunks / starts: the
+    predicted [C, A] chunks and their placements on the same frame axis (None: no replan keys).
+    row: :func:`metrics.episode_metrics` at :func:`metric_boundaries` and ``fps``, ``replan_mean`` /
+    ``replan_max`` (deg), ``num_chunks``. profiles: ``profile_acc``, ``profile_jerk``,
+    ``truth_profile_acc``, ``truth_profile_jerk`` as lists locked to the switches; all NaN when the
+    stitched frames are fewer than the profile window (as closed-loop evaluation does).
+    """
+    row = {"episode": episode}
+    row.update(episode_metrics(prediction, truth, metric_boundaries(switches, blend_overlap), fps=fps))
+    if chunks is not None:
+        row.update(replan_summary(chunks, starts))
+    row["num_chunks"] = len(switches) + 1
+    profiles = {}
+    width = 2 * PROFILE_HALF_WIDTH + 1
+    for prefix, values in (("", prediction), ("truth_", truth)):
+        found = boundary_profiles(values, switches) if len(values) >= width else {
+            "profile_acc": np.full(width, np.nan), "profile_jerk": np.full(width, np.nan)}
+        profiles.update({f"{prefix}{k}": [float(v) for v in found[k]] for k in ("profile_acc", "profile_jerk")})
+    return row, profiles
 
 
 def _predict(predictor, observe: ObservationFn, frames: list[int], past: np.ndarray, committed: np.ndarray) -> np.ndarray:
@@ -213,7 +270,7 @@ def replay_episode(
     sched = chunk_schedule(len(truth), K, delay, int(predictor.chunk_size), advance, max_delay)
     n_chunks = len(sched.observation_frames)
     stitcher = Stitcher(len(truth), truth.shape[1], blend)
-    out = EpisodeReplay(episode, truth, stitcher.values, stitcher.chunk_index, sched)
+    out = EpisodeReplay(episode, truth, stitcher.values, stitcher.chunk_index, sched, blend=blend)
     t0 = time.perf_counter()
 
     if mode == "gt_prefix" or not prefix_policy:
@@ -226,6 +283,7 @@ def replay_episode(
             chunks.append(_predict(predictor, observe, frames, prefixes[:, :K], prefixes[:, K:]))
             out.predict_calls += 1
         for i, chunk in enumerate(np.concatenate(chunks)):
+            out.chunks.append(chunk)
             stitcher.place(i, sched.placements[i], chunk)
     else:  # self_chaining: each prefix reads the stitched predictions, ground truth before p_0
         first = sched.placements[0]
@@ -235,6 +293,7 @@ def replay_episode(
             out.prefixes.append(prefix)
             chunk = _predict(predictor, observe, [sched.observation_frames[i]], prefix[None, :K], prefix[None, K:])[0]
             out.predict_calls += 1
+            out.chunks.append(chunk)
             stitcher.place(i, sched.placements[i], chunk)
     out.seconds = time.perf_counter() - t0
     return out
@@ -284,6 +343,21 @@ class DatasetEpisodes:
             return {k: np.stack([np.asarray(item[k], dtype=np.float32) for item in items]) for k in keys}
 
         return observe
+
+
+def chunks_npz(replays: list[EpisodeReplay]) -> bytes:
+    """STEM_chunks.npz (the layout of closed-loop evaluation's): per episode e ``ep{e}_chunks``
+    [n, C, A] deg, every chunk as predicted (also the frames a later chunk replaced), and
+    ``ep{e}_starts`` [n], the episode frame p_i each chunk is placed at."""
+    import io
+
+    arrays = {}
+    for rep in replays:
+        arrays[f"ep{rep.episode}_chunks"] = np.stack(rep.chunks)
+        arrays[f"ep{rep.episode}_starts"] = np.asarray(rep.schedule.placements, dtype=np.int64)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
 
 
 def stitched_csv(replays: list[EpisodeReplay], joint_names: list[str]) -> str:

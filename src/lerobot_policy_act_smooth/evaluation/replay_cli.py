@@ -6,9 +6,11 @@
 
 The research plan's spellings work as well: --path_policy, --id_repo_dataset, --root,
 --indices_episode=0,1,2, --path_output. Writes STEM_results.txt, STEM_metrics.json,
-STEM_metrics.csv, STEM_stitched.csv, STEM_run.json and per episode
+STEM_metrics.csv, STEM_stitched.csv, STEM_chunks.npz (every predicted chunk, for the replan
+discontinuity and exact re-scoring), STEM_run.json and per episode
 STEM_epN_trajectories.png and STEM_epN_accelerations.png; nothing is written unless every
-input checks out and the whole replay succeeded.
+input checks out and the whole replay succeeded. The per-episode boundary profiles are lists
+in STEM_metrics.json only (the text and CSV files hold the scalars).
 
 From Python: ``run_replay(ReplayConfig(...))`` returns the metrics JSON object.
 """
@@ -24,6 +26,7 @@ from lerobot_policy_act_smooth.evaluation.command import run_command, seed_every
 from lerobot_policy_act_smooth.evaluation.replay import (
     MODES,
     DatasetEpisodes,
+    chunks_npz,
     ReplayInputError,
     is_prefix_policy,
     minimum_episode_length,
@@ -192,7 +195,9 @@ def run_replay(cfg: ReplayConfig, predictor=None) -> dict:
     if not cfg.overwrite:
         stem = cfg.output
         refuse_earlier_results(
-            [*result_paths(stem).values(), Path(f"{stem}_stitched.csv"), Path(f"{stem}_run.json")], ReplayInputError
+            [*result_paths(stem).values(), Path(f"{stem}_stitched.csv"), Path(f"{stem}_chunks.npz"),
+             Path(f"{stem}_run.json")],
+            ReplayInputError,
         )
     episodes = parse_episodes(cfg.episodes)
     if predictor is None:
@@ -218,7 +223,9 @@ def run_replay(cfg: ReplayConfig, predictor=None) -> dict:
     seconds = time.perf_counter() - started
     print(f"replayed {len(episodes)} episodes ({cfg.mode}) in {seconds:.2f} s", flush=True)
 
-    rows = [rep.metrics() for rep in replays]
+    scored = [rep.scores(data.fps) for rep in replays]
+    rows = [row for row, _ in scored]
+    json_episodes = [{**row, **profiles} for row, profiles in scored]
     settings = {
         "policy_type": predictor.policy_type,
         "mode": cfg.mode,
@@ -233,7 +240,9 @@ def run_replay(cfg: ReplayConfig, predictor=None) -> dict:
     title = f"Offline replay of {cfg.policy.path} on {cfg.dataset.repo_id}"
     header = [
         "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "episodes"),
-        "Metrics over the stitched predicted frames; spike window +-2 frames around each chunk start after the first.",
+        "Metrics over the stitched predicted frames; spike window +-2 frames around each chunk start after the first "
+        "(the plan's), spike_transition over labels b-2 .. b+12"
+        + ("; with blending both ends of every crossfade are boundaries." if cfg.blend else "."),
     ]
     names = data.action_names
     pngs = {}
@@ -248,6 +257,7 @@ def run_replay(cfg: ReplayConfig, predictor=None) -> dict:
                 rep.stitched, rep.boundaries, names, f"Accelerations: {label}", rep.truth
             )
     stitched_text = stitched_csv(replays, names)
+    chunks_bytes = chunks_npz(replays)
     metadata = run_metadata(config=cfg, seed=cfg.seed)
     timing = {
         "seconds_total": seconds,
@@ -255,13 +265,23 @@ def run_replay(cfg: ReplayConfig, predictor=None) -> dict:
         "predict_calls": [rep.predict_calls for rep in replays],
     }
 
-    payload = write_metric_files(
-        cfg.output, rows, title, metadata, header, extra_json={"settings": settings, "timing": timing}
-    )
+    files = {
+        **{k: str(p) for k, p in result_paths(cfg.output).items()},
+        "stitched": f"{cfg.output}_stitched.csv",
+        "chunks": f"{cfg.output}_chunks.npz",
+        "run": f"{cfg.output}_run.json",
+        "plots": list(pngs),
+    }
+    # The trajectory files first: a metrics JSON on disk always has the files it can be rescored from.
     atomic_write_text(f"{cfg.output}_stitched.csv", stitched_text)
+    atomic_write_bytes(f"{cfg.output}_chunks.npz", chunks_bytes)
     atomic_write_json(f"{cfg.output}_run.json", metadata)
     for path, data_bytes in pngs.items():
         atomic_write_bytes(path, data_bytes)
+    payload = write_metric_files(
+        cfg.output, rows, title, metadata, header, extra_json={"settings": settings, "timing": timing, "files": files},
+        json_episodes=json_episodes,
+    )
     agg = payload["aggregate"]
     print(
         f"U_a {agg['U_a_mean']:.4g} +- {agg['U_a_std']:.4g} (truth {agg['truth_U_a_mean']:.4g}), "

@@ -3,13 +3,17 @@
     actsmooth-score --dataset.root=data/rollout_so101 [--dataset.repo_id=local/rollout_so101] \
         [--chunk_log=chunks.jsonl | --chunk_every=30] [--output=results/rollout]
 
-Per episode: U_v, U_a, mu_v of the recorded `action` column (evaluation/metrics.py) and the
-boundary spike at the chunk starts; the same for the observed joints (`obs_*`: the
+Per episode: U_v, U_a, mu_v of the recorded `action` column (evaluation/metrics.py), the
+boundary spike at the chunk starts (the plan's +-2 and `spike_transition` over b-2 .. b+12),
+SPARC and LDLJ at the recording's fps, and the boundary-locked profiles (`profile_acc`,
+`profile_jerk`: lists in STEM_metrics.json only); the same for the observed joints (`obs_*`: the
 `observation.state` entries named like the actions) when the names allow; success when the
 recording has a success flag (the simulated robot's `success.pos` entry of `observation.state`). Chunk starts come from the
 policy's chunk log (ACTSMOOTH_CHUNK_LOG, written during `lerobot-rollout --inference.type=rtc`)
 or from a fixed period (`--chunk_every`, synchronous inference: the policy's n_action_steps);
-without either, no spike is computed. Prints a table; with --output also writes
+without either, no spike is computed. The replan discontinuity is not available from a recording
+(it holds the actions sent, not the chunks the policy predicted): `replan_mean` / `replan_max`
+are NaN. Prints a table; with --output also writes
 STEM_results.txt, STEM_metrics.json and STEM_metrics.csv (atomically; earlier results are kept
 unless --overwrite=true).
 """
@@ -24,7 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from lerobot_policy_act_smooth.evaluation.command import run_command
-from lerobot_policy_act_smooth.evaluation.metrics import aggregate, smoothness_metrics
+from lerobot_policy_act_smooth.evaluation.metrics import (
+    PROFILE_HALF_WIDTH,
+    aggregate,
+    boundary_profiles,
+    smoothness_metrics,
+)
+
+REPLAN_NOTE = "replan discontinuity not available from a recording (no predicted chunks): replan_mean/replan_max are NaN"
 
 
 class ScoreInputError(ValueError):
@@ -121,6 +132,17 @@ def load_recording(cfg: ScoreConfig):
     return data, success_index, joints
 
 
+def profile_lists(values: np.ndarray, boundaries: list[int], prefix: str) -> dict:
+    """``{prefix}profile_acc`` / ``{prefix}profile_jerk`` as lists (metrics.boundary_profiles); all NaN
+    for an episode shorter than the profile window, as the closed-loop scorer does."""
+    width = 2 * PROFILE_HALF_WIDTH + 1
+    if len(values) < width:
+        found = {"profile_acc": np.full(width, np.nan), "profile_jerk": np.full(width, np.nan)}
+    else:
+        found = boundary_profiles(values, boundaries)
+    return {f"{prefix}{k}": [float(v) for v in found[k]] for k in ("profile_acc", "profile_jerk")}
+
+
 def episode_states(data, episode: int) -> np.ndarray:
     """[T, S] observation.state of one episode."""
     record = data.dataset.meta.episodes[int(episode)]
@@ -138,7 +160,7 @@ def score(cfg: ScoreConfig) -> dict:
         refuse_earlier_results(result_paths(cfg.output).values(), ScoreInputError)
     data, success_index, joints = load_recording(cfg)
     logged = boundaries_from_chunk_log(cfg.chunk_log) if cfg.chunk_log else None
-    rows = []
+    rows, profiles = [], []
     for episode in range(data.num_episodes):
         actions = data.actions(episode)
         if len(actions) < 3:
@@ -150,24 +172,31 @@ def score(cfg: ScoreConfig) -> dict:
         else:
             boundaries = []
         row = {"episode": episode, "frames": len(actions), "chunks": len(boundaries) + 1}
-        row.update(smoothness_metrics(actions, boundaries))
+        row.update(smoothness_metrics(actions, boundaries, fps=data.fps))
+        row.update({"replan_mean": float("nan"), "replan_max": float("nan")})
+        lists = profile_lists(actions, boundaries, "")
         if joints is not None or success_index is not None:
             states = episode_states(data, episode)
             if joints is not None:
-                observed = smoothness_metrics(states[:, joints], boundaries)
+                observed = smoothness_metrics(states[:, joints], boundaries, fps=data.fps)
                 row.update({f"obs_{key}": value for key, value in observed.items()})
+                lists.update(profile_lists(states[:, joints], boundaries, "obs_"))
             if success_index is not None:
                 row["success"] = bool(np.any(states[:, success_index] > 0.5))
         rows.append(row)
+        profiles.append(lists)
     settings = {
         "dataset": cfg.dataset.root,
         "fps": data.fps,
         "boundaries": "chunk_log" if logged is not None else f"every {cfg.chunk_every}" if cfg.chunk_every else "none",
         "success": cfg.success_key if success_index is not None else None,
         "observed_joints": joints is not None,
+        "replan": REPLAN_NOTE,
     }
     agg = aggregate(rows)
     print(format_table(rows, agg))
+    print(REPLAN_NOTE)
+    json_episodes = [{**row, **lists} for row, lists in zip(rows, profiles)]
     if cfg.output:
         from lerobot_policy_act_smooth.evaluation.report_files import TextLayout, write_metric_files
         from lerobot_policy_act_smooth.provenance import run_metadata
@@ -177,14 +206,15 @@ def score(cfg: ScoreConfig) -> dict:
             cfg.output, rows, f"Smoothness of {cfg.dataset.root}", run_metadata(config=cfg), header,
             extra_json={"settings": settings}, agg=agg,
             layout=TextLayout(groups=(("Commanded (action)", ""), ("Observed (observation.state joints)", "obs_"))),
+            json_episodes=json_episodes,
         )
         print(f"-> {result_paths(cfg.output)['results']}")
-    return {"aggregate": agg, "episodes": rows, "settings": settings}
+    return {"aggregate": agg, "episodes": json_episodes, "settings": settings}
 
 
 def format_table(rows: list[dict], agg: dict) -> str:
-    columns = ["frames", "chunks", "U_v", "U_a", "mu_v", "spike"]
-    columns += [c for c in ("obs_U_a", "obs_spike", "success") if c in rows[0]]
+    columns = ["frames", "chunks", "U_v", "U_a", "mu_v", "spike", "spike_transition", "sparc", "ldlj"]
+    columns += [c for c in ("obs_U_a", "obs_spike", "obs_sparc", "success") if c in rows[0]]
     lines = ["episode " + " ".join(f"{c:>10}" for c in columns)]
     for row in rows:
         lines.append(f"{row['episode']:>7} " + " ".join(f"{float(row[c]):>10.4g}" for c in columns))

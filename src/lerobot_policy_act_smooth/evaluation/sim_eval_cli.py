@@ -2,7 +2,8 @@
 
     actsmooth-sim-eval --policy.path=outputs/train/run/checkpoints/last/pretrained_model \\
         --episodes=10 --seed=0 --output=outputs/eval/run_sim [--latency_ms=35|measured] \\
-        [--threshold=N] [--max_steps=N] [--device=cpu] [--plots=false] [--overwrite=true]
+        [--threshold=N] [--max_steps=N] [--device=cpu] [--plots=false] [--reference=false] \\
+        [--overwrite=true]
 
 See docs/closed_loop.md for the timing model and the files written.
 """

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .plan import PlanError
+from .errors import PlanError
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
 

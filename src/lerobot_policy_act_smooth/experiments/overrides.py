@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .plan import Plan, PlanError
+from .plan import Plan, PlanError, stages_with_dependencies
 
 
 def apply_dataset_overrides(plan: Plan, root: str | None, repo_id: str | None) -> None:
@@ -62,14 +62,7 @@ def select_stages(plan: Plan, names: str) -> list[str]:
     if unknown:
         raise PlanError(f"--stages: unknown stage {', '.join(map(repr, unknown))}; stages of plan {plan.name}: "
                         f"{', '.join(plan.stages)}")
-    keep: set[str] = set()
-    todo = list(wanted)
-    while todo:
-        name = todo.pop()
-        if name in keep or name not in plan.stages:
-            continue  # an unknown reference is reported by validate_plan
-        keep.add(name)
-        todo.extend(plan.stages[name].dependencies)
+    keep = stages_with_dependencies(plan.stages, wanted)
     # plan.raw keeps every stage: plan.json and the report describe the whole plan.
     plan.stages = {n: st for n, st in plan.stages.items() if n in keep}
     return list(plan.stages)

@@ -10,11 +10,13 @@ A plan (see plans/paper.toml, and docs/experiments.md for the full reference):
     [train]              lerobot-train flags shared by every trial (batch_size, save_freq, ...)
     [policy]             policy fields (`type` and the policy config fields), become --policy.X
     [selection]          final_loss_window, divergence_factor
-    [evaluation]         replay_modes, closed_loop, closed_loop_episodes, replay_args, closed_loop_args, device
+    [evaluation]         replay_modes, closed_loop, closed_loop_episodes, replay_args, closed_loop_args, device,
+                         noninferiority (margins of "not worse": { "gt MAE" = 0.25, "CL success" = -0.05 })
     [stages.NAME]        steps, sweep, set, select, start_early, evaluate_checkpoint_of, init_from, seeds, ...
     extends = "cpu"      optional: start from another plan (shipped name or path); this file's tables
                          are merged over it, and its stages come after the other plan's (a stage of
                          the same name replaces the other plan's)
+    run_stages = [...]   optional: run only these stages and those they depend on (like --stages)
 
 Values in `set` (and `start_early`) may be references, resolved when the trial is scheduled:
     "winner:STAGE"         the value the winning trial of STAGE used for this same field
@@ -36,6 +38,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .boundary_report import check_margins
+from .errors import PlanError
 from .selection import DIVERGENCE_FACTOR, FINAL_LOSS_WINDOW
 
 WINNER_PREFIX = "winner:"
@@ -45,20 +49,16 @@ RUNNER_FLAGS = {"output_dir", "resume", "config_path", "job_name", "dataset.repo
 KNOWN_SELECT_EVALS = ("gt_prefix", "self_chaining", "closed_loop")
 REPLAY_MODES = ("gt_prefix", "self_chaining")
 
-_TOP_KEYS = {"name", "description", "extends", "seed", "seeds", "dataset", "train", "policy", "selection", "evaluation", "stages"}
+_TOP_KEYS = {"name", "description", "extends", "run_stages", "seed", "seeds", "dataset", "train", "policy", "selection", "evaluation", "stages"}
 _DATASET_KEYS = {"repo_id", "root", "heldout_episodes", "validation_episodes", "in_memory", "generate"}
 _GENERATE_KEYS = {"episodes", "seed", "fps", "cameras"}
 _SELECTION_KEYS = {"final_loss_window", "divergence_factor"}
-_EVAL_KEYS = {"replay_modes", "replay_args", "closed_loop", "closed_loop_episodes", "closed_loop_args", "device", "seed",
+_EVAL_KEYS = {"noninferiority", "replay_modes", "replay_args", "closed_loop", "closed_loop_episodes", "closed_loop_args", "device", "seed",
               "baseline", "convergence_reference", "extra_episodes"}
 _STAGE_KEYS = {
     "label", "steps", "sweep", "set", "select", "start_early", "evaluate_checkpoint_of",
     "replay_modes", "replay_args", "closed_loop", "closed_loop_args", "in_results", "seeds", "init_from",
 }
-
-
-class PlanError(ValueError):
-    """A plan that cannot run; the message names every problem and how to fix it."""
 
 
 @dataclass
@@ -340,6 +340,8 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
     for mode in evaluation["replay_modes"]:
         if mode not in REPLAY_MODES:
             errors.append(f"[evaluation] unknown replay mode {mode!r} (use {', '.join(REPLAY_MODES)})")
+    if "noninferiority" in evaluation:
+        errors += check_margins(evaluation["noninferiority"])
 
     stages: dict[str, Stage] = {}
     for name, st in (raw.get("stages") or {}).items():
@@ -403,6 +405,14 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
             errors.append(f"{where}: an evaluation-only stage uses the seeds of the stage it evaluates; remove `seeds`")
     if not stages:
         errors.append("the plan has no [stages.NAME] section")
+    run_stages = raw.get("run_stages")
+    if run_stages is not None:
+        if not (isinstance(run_stages, list) and run_stages and all(isinstance(n, str) for n in run_stages)):
+            errors.append(f"run_stages must be a non-empty list of stage names, got {run_stages!r}")
+        elif unknown := [n for n in run_stages if n not in stages]:
+            errors.append(f"run_stages: unknown stage {', '.join(map(repr, unknown))} (stages: {', '.join(stages)})")
+        else:
+            stages = {n: st for n, st in stages.items() if n in stages_with_dependencies(stages, run_stages)}
     if errors:
         raise PlanError(_format_errors(source, errors))
     return Plan(
@@ -419,6 +429,20 @@ def plan_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Plan:
         raw=raw,
         source=source,
     )
+
+
+def stages_with_dependencies(stages: dict[str, Stage], wanted: list[str]) -> set[str]:
+    """The names in ``wanted`` and every stage they depend on (winner references, evaluated or
+    fine-tuned checkpoints), transitively."""
+    keep: set[str] = set()
+    todo = list(wanted)
+    while todo:
+        name = todo.pop()
+        if name in keep or name not in stages:
+            continue  # an unknown reference is reported by validate_plan
+        keep.add(name)
+        todo.extend(stages[name].dependencies)
+    return keep
 
 
 def _parse_seeds(errors: list[str], where: str, value: Any) -> list[int]:

@@ -31,9 +31,10 @@ from .results_table import (
     variant_estimates,
     verdict_sentence,
 )
-from .runner import stage_summary
 from .selection import divergence_reason, final_loss
-from .statistics import bootstrap_mean, verdict
+from .stages import stage_summary
+from .boundary_report import goal_lines, margins_from_plan, measures_lines, plot_profiles, variant_profiles
+from .statistics import mean_interval
 from .trial import TRAINED_SUFFIX, extra_episodes, read_done, read_loss_csv
 
 REPLAY_COLUMNS = [("U_a_mean", "U_a"), ("spike_mean", "spike"), ("mae_mean", "MAE")]
@@ -215,6 +216,7 @@ def write_report(output_dir: str | Path) -> Path:
                  f"or > {factor:g}x the lowest logged loss, or > the first logged loss (not for a fine-tune, "
                  "which starts from a trained checkpoint)")
     lines.append("")
+    header_end = len(lines)
 
     # Stages overview
     lines += ["## Stages", "", "| stage | trials done | winner | selected by | note |", "|---|---|---|---|---|"]
@@ -271,6 +273,7 @@ def write_report(output_dir: str | Path) -> Path:
         header += [f"{prefix} {c[1]}" for c in cols]
     if plan is not None:
         lines += interval_section(trials, plan, winners)
+        lines[header_end:header_end] = profile_figure_lines(trials, plan, winners, output_dir)
     lines += ["## Results per trial", "",
               "gt = offline replay with ground-truth prefix, sc = self-chaining replay (the model's own chunks feed "
               "the prefix), both on the held-out episodes; CL = closed loop in the simulator with asynchronous-"
@@ -373,6 +376,29 @@ def trained_episodes_section(trials: dict[str, list[TrialRecord]], plan: Plan | 
     return lines + [""]
 
 
+def profile_figure_lines(trials: dict[str, list[TrialRecord]], plan: Plan, winners: dict[str, str | None],
+                         output_dir: Path) -> list[str]:
+    """The figure to read first: every variant's mean |a| per frame offset from the chunk switch over
+    the demonstrations' band on the same frames (boundary_profile.png)."""
+    groups = [g for g in _variant_groups(trials, plan) if g[2]]
+    if not groups:
+        return []
+    test = TrialSpec.from_dict(groups[0][2][0].spec).test_episodes
+    profiles = variant_profiles(groups, test)
+    baseline_stage = plan.evaluation.get("baseline", "baseline")
+    baseline_key = winners.get(baseline_stage) or next((k for s, k, _ in groups if s == baseline_stage), None)
+    labels = {key: _variant_label(recs, key) for _, key, recs in groups}
+    if not plot_profiles(output_dir / "boundary_profile.png", profiles, labels, baseline_key):
+        return []
+    return ["## Boundary profile: read this first", "",
+            "Mean |second difference| of the executed actions (deg/frame², log scale) at every frame offset from a "
+            "chunk switch, averaged over switches, episodes and seeds; the grey band is the demonstrations' on the "
+            "same frames (self-chaining: the recorded demonstration of the same test episode; closed loop: the "
+            "scripted demonstrator on the same scenes), with its 95% interval. A join that moves its correction "
+            "away from the switch shows here as a hump after 0. Peak ratios and the goal are in the results "
+            "section below.", "", "![boundary profile](boundary_profile.png)", ""]
+
+
 def _variant_groups(trials: dict[str, list[TrialRecord]], plan: Plan) -> list[tuple[str, str, list[TrialRecord]]]:
     """(stage, variant key, finished seed trials) of every stage in the results, in plan order."""
     groups = []
@@ -422,14 +448,15 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
     first = next((recs[0] for _, _, recs in groups if recs), None)
     spec = TrialSpec.from_dict(first.spec) if first else None
     lines = ["## Results with 95% intervals", "",
-             f"Each cell: mean [95% bootstrap interval] over the variant's training seeds and the reported episodes "
+             f"Each cell: mean [95% interval] over the variant's training seeds and the reported episodes "
              f"(replay: the {len(spec.test_episodes) if spec else 0} test episodes "
              f"{_episodes_text(spec.test_episodes) if spec else ''}, never used to choose anything"
              + (f"; the {len(spec.validation_episodes)} validation episodes {_episodes_text(spec.validation_episodes)} "
                 "chose the sweeps' winners" if spec and spec.validation_episodes else "")
              + (f"; closed loop: {spec.closed_loop_episodes} simulator episodes"
                 if spec and any(m.evaluation == "closed_loop" for m in used) else "") + "). "
-             "Seeds and episodes are both resampled (statistics.py). U_a in deg²/frame⁴, MAE in degrees, "
+             "Intervals: t intervals of a crossed seeds x episodes design (docs/statistics.md). U_a in deg²/frame⁴, "
+             "MAE in degrees, "
              "spike = boundary |a| / other |a|, success as a rate.", "",
              "| run | seeds | " + " | ".join(m.label for m in used) + " |", "|---|---|" + "---|" * len(used)]
     estimates = {key: variant_estimates(g) for key, g in grids.items()}
@@ -441,7 +468,7 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
     # The demonstrations are the same for every seed: one seed's rows are the demonstrations' values.
     truth = _gt_prefix_grid(baseline_recs[:1], "truth_U_a")
     if truth is not None:
-        lines += ["", f"Demonstrations on the same test episodes: U_a {fmt_estimate(bootstrap_mean(truth))}."]
+        lines += ["", f"Demonstrations on the same test episodes: U_a {fmt_estimate(mean_interval(truth))}."]
     if unfinished:
         lines += ["", f"Not in the table, no trial finished yet: {', '.join(unfinished)}."]
     lines.append("")
@@ -449,7 +476,18 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
         return lines + [f"(no baseline stage {baseline_stage!r} to compare with: set [evaluation] baseline)", ""]
     heads = [label for label in HEADLINE if any(m.label == label for m in used)]
     diff_rows, sentences = [], []
-    diffs_by_key = {key: differences(grids[key], grids[baseline_key]) for _, key, _ in groups if key != baseline_key}
+    diffs_by_key = {}
+    for _, key, recs in groups:
+        if key == baseline_key:
+            continue
+        shared = shared_checkpoint_order(recs, baseline_recs)
+        if shared is None:
+            diffs_by_key[key] = differences(grids[key], grids[baseline_key])
+        else:  # row s of both from the same checkpoint: pair seeds too
+            test = TrialSpec.from_dict(recs[0].spec).test_episodes
+            aligned = {m.label: metric_grid([episode_rows(r.dir, r.done, m.evaluation) for r in shared], m.key,
+                                            None if m.evaluation == "closed_loop" else test) for m in METRICS}
+            diffs_by_key[key] = differences(grids[key], aligned, paired_seeds=True)
     for _, key, _ in groups:
         if key == baseline_key:
             continue
@@ -457,13 +495,18 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
         diff_rows.append("| " + " | ".join([labels[key]] + [fmt_difference(diffs.get(h)) for h in heads]) + " |")
         sentences.append(verdict_sentence(labels[key], diffs, labels[baseline_key]))
     if diff_rows:
+        paired = [labels[k] for _, k, recs in groups if k != baseline_key and shared_checkpoint_order(recs, baseline_recs)]
         lines += [f"Difference from the baseline ({labels[baseline_key]}), variant minus baseline, paired on the "
-                  "same episodes, with its 95% interval; an interval that contains 0 means not distinguishable.", "",
+                  "same episodes" + (f" (and on seeds for {', '.join(paired)}: they evaluate or continue the baseline's "
+                                     "own checkpoints)" if paired else "")
+                  + ", with its 95% interval; an interval that contains 0 means not distinguishable.", "",
                   "| run | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)] + diff_rows + [""]
         lines += ["Reading (generated from the intervals):", ""] + [f"- {s}" for s in sentences] + [""]
     lines += convergence_lines(plan, trials, grids.get(baseline_key, {}), truth)
-    lines += smoothness_goal_lines([(key, labels[key]) for _, key, _ in groups], estimates, diffs_by_key, baseline_key,
-                                   truth)
+    test = spec.test_episodes if spec else []
+    profiles = variant_profiles(groups, test)
+    lines += measures_lines(groups, labels, test, profiles)
+    lines += goal_lines(groups, labels, test, profiles, diffs_by_key, baseline_key, margins_from_plan(plan.evaluation))
     lines += u_a_split_lines(groups, labels, spec.test_episodes if spec else [], baseline_recs)
     return lines
 
@@ -486,7 +529,7 @@ def u_a_split_lines(groups: list[tuple[str, str, list[TrialRecord]]], labels: di
         for m in SPLIT_METRICS:
             grid = metric_grid([rows_of(r, m.evaluation) for r in recs], m.key,
                                None if m.evaluation == "closed_loop" else test)
-            cells.append(fmt_estimate(bootstrap_mean(grid)) if grid is not None else "-")
+            cells.append(fmt_estimate(mean_interval(grid)) if grid is not None else "-")
         if any(c != "-" for c in cells):
             table.append("| " + " | ".join([labels[key], *cells]) + " |")
     if not table:
@@ -500,61 +543,24 @@ def u_a_split_lines(groups: list[tuple[str, str, list[TrialRecord]]], labels: di
     demos_b = metric_grid([rows_of(r, "self_chaining") for r in baseline_recs[:1]], "truth_U_a_boundary", test)
     if demos is not None and demos_b is not None:
         lines += [f"Demonstrations on the same frames (the baseline's self-chaining boundaries): inside "
-                  f"{fmt_estimate(bootstrap_mean(demos))}, boundary windows {fmt_estimate(bootstrap_mean(demos_b))}.", ""]
+                  f"{fmt_estimate(mean_interval(demos))}, boundary windows {fmt_estimate(mean_interval(demos_b))}.", ""]
     lines += ["| run | " + " | ".join(m.label for m in SPLIT_METRICS) + " |", "|---|" + "---|" * len(SPLIT_METRICS)]
     return lines + table + [""]
 
 
-# The methods' goal (issue 11): blending-level smoothness without blending.
-GOAL_SPIKE = 1.2
-GOAL_U_A_RATIO = 1.5
-
-
-def smoothness_goal_lines(variants: list[tuple[str, str]], estimates: dict, diffs_by_key: dict, baseline_key: str,
-                          truth) -> list[str]:
-    """One row per variant against the goal: self-chaining and closed-loop (commanded) boundary spike
-    <= 1.2, U_a of both <= 1.5x the demonstrations', MAE (gt-prefix and self-chaining) and closed-loop
-    success not worse than the baseline's. Means decide the thresholds; the paired differences from the
-    baseline (diffs_by_key, as results_table.differences gives them) decide "not worse"."""
-    if truth is None or not any(estimates[k].get("sc spike") for k, _ in variants):
-        return []
-    demos = float(np.nanmean(truth))
-    out = ["### Blending-level smoothness without blending?", "",
-           f"Goal: self-chaining and closed-loop (commanded actions) boundary spike <= {GOAL_SPIKE}, U_a of both "
-           f"<= {GOAL_U_A_RATIO}x the demonstrations' ({demos:.3g}), MAE (gt-prefix and self-chaining) and closed-loop "
-           "success not worse than the baseline's (paired 95% intervals). Means against the thresholds; '-' = not "
-           "evaluated.", "",
-           "| run | sc spike | CL act spike | sc U_a / demos | CL act U_a / demos | gt MAE vs baseline | "
-           "sc MAE vs baseline | CL success vs baseline | goal |", "|---|---|---|---|---|---|---|---|---|"]
-    for key, label in variants:
-        est = estimates[key]
-        if not any(e is not None for e in est.values()):
-            continue  # nothing finished yet
-
-        def mean(name):
-            e = est.get(name)
-            return e.mean if e is not None and math.isfinite(e.mean) else None
-
-        checks, cells = [], []
-        for name, limit, scale in (("sc spike", GOAL_SPIKE, 1.0), ("CL act spike", GOAL_SPIKE, 1.0),
-                                   ("sc U_a", GOAL_U_A_RATIO, demos), ("CL act U_a", GOAL_U_A_RATIO, demos)):
-            value = mean(name)
-            cells.append("-" if value is None else f"{value / scale:.3g}")
-            checks.append(value is not None and value / scale <= limit)
-        for name, lower_is_better in (("gt MAE", True), ("sc MAE", True), ("CL success", False)):
-            if key == baseline_key:
-                cells.append("(baseline)")
-                continue
-            diff = diffs_by_key.get(key, {}).get(name)
-            if diff is None or not math.isfinite(diff.mean):
-                cells.append("-")
-                checks.append(False)
-                continue
-            word = verdict(diff, lower_is_better)
-            cells.append(word)
-            checks.append(word != "worse")
-        out.append("| " + " | ".join([label, *cells, "met" if all(checks) else "not met"]) + " |")
-    return out + [""]
+def shared_checkpoint_order(recs: list[TrialRecord], baseline_recs: list[TrialRecord]) -> list[TrialRecord] | None:
+    """The baseline trials in the order of ``recs`` when every one of ``recs`` evaluates or fine-tunes
+    a distinct baseline trial's checkpoint (so row s of both grids shares training randomness);
+    None for an independently trained variant."""
+    by_dir = {r.dir.resolve(): r for r in baseline_recs}
+    order = []
+    for r in recs:
+        source = r.spec.get("evaluate_checkpoint_of") or r.spec.get("init_checkpoint_of")
+        match = by_dir.get(Path(source).resolve()) if source else None
+        if match is None or match in order:
+            return None
+        order.append(match)
+    return order if order else None
 
 
 def _episodes_text(episodes: list[int]) -> str:
@@ -579,7 +585,7 @@ def convergence_lines(plan: Plan, trials: dict[str, list[TrialRecord]], g: dict,
     out = ["### Is the baseline converged?", ""]
     success = g.get("CL success")
     if success is not None:
-        est = bootstrap_mean(success)
+        est = mean_interval(success)
         out.append(f"- closed-loop success {est.mean:.0%} over {success.shape[1]} episodes x {success.shape[0]} seeds "
                    f"(criterion >= 90% over >= 20 episodes): "
                    + ("met" if est.mean >= 0.9 and success.shape[1] >= 20 else "NOT met"))

@@ -1,6 +1,7 @@
 """The results table with intervals: every variant's metrics as mean [95% interval] over its
 training seeds and the reported (test) episodes, its difference from the baseline paired on the
-same episodes, and a sentence per variant generated from those intervals.
+same episodes (and on seeds where the two share checkpoints), and a sentence per variant
+generated from those intervals.
 
 Input: the per-episode rows of each trial's evaluation files (`eval/<name>_metrics.json`,
 key "episodes"), grouped by variant; a variant's seeds form the rows of a [seeds, episodes]
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .statistics import Estimate, bootstrap_mean, paired_difference, verdict
+from .statistics import Estimate, difference_interval, mean_interval, verdict
 
 
 @dataclass(frozen=True)
@@ -125,14 +126,20 @@ def fmt_difference(est: Estimate | None, digits: int = 2) -> str:
 
 
 def variant_estimates(grids: dict[str, np.ndarray | None]) -> dict[str, Estimate | None]:
-    return {label: (bootstrap_mean(g) if g is not None else None) for label, g in grids.items()}
+    return {label: (mean_interval(g) if g is not None else None) for label, g in grids.items()}
 
 
-def differences(grids: dict[str, np.ndarray | None], baseline: dict[str, np.ndarray | None]) -> dict[str, Estimate | None]:
+def differences(grids: dict[str, np.ndarray | None], baseline: dict[str, np.ndarray | None],
+                paired_seeds: bool = False) -> dict[str, Estimate | None]:
+    """variant - baseline per metric label, paired on episodes; on seeds too when row s of every
+    grid comes from the same checkpoint as the baseline's row s (``paired_seeds``)."""
     out = {}
     for label, g in grids.items():
         b = baseline.get(label)
-        out[label] = paired_difference(g, b) if g is not None and b is not None and g.shape[1] == b.shape[1] else None
+        if g is None or b is None or g.shape[1] != b.shape[1] or (paired_seeds and g.shape[0] != b.shape[0]):
+            out[label] = None
+        else:
+            out[label] = difference_interval(g, b, paired_seeds=paired_seeds)
     return out
 
 

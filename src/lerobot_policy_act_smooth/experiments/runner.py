@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from ..provenance import atomic_write_json, atomic_write_text, run_metadata
-from ..evaluation.metrics import aggregate
 from .plan import (
     Plan,
     PlanError,
@@ -31,8 +30,10 @@ from .plan import (
     validate_plan,
 )
 from .resources import check_nodes_see, cluster_resources, node_resources
-from .selection import Candidate, select_winner
-from .trial import evaluations_complete, missing_evaluations, read_done, read_loss_csv, run_trial, trial_dir
+from .report import write_report
+from .stages import stage_summary
+from .training_stats import training_view
+from .trial import evaluations_complete, missing_evaluations, read_done, run_trial, trial_dir
 
 MAX_TASK_RETRIES = 3  # a trial whose worker or node dies is re-run (and resumes from its checkpoint)
 
@@ -231,66 +232,6 @@ def spec_conflict(tdir: Path, spec: TrialSpec) -> str | None:
             "its results are kept: run the changed plan into another --output_dir")
 
 
-def trial_metrics(tdir: Path, replay_episodes: list[int] | None = None) -> dict[str, float]:
-    """{"gt_prefix.U_a_mean": ..., "closed_loop.obs_U_a_mean": ...} from a trial's eval files.
-
-    replay_episodes: average the replay metrics over these episodes only (the validation
-    episodes, for selection); None: the files' own aggregate over every evaluated episode."""
-    done = read_done(tdir) or {}
-    out = {}
-    for name, ev in done.get("evaluations", {}).items():
-        if ev.get("status") == "ok" and ev.get("metrics"):
-            try:
-                payload = json.loads((tdir / ev["metrics"]).read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            agg = payload.get("aggregate", {})
-            if replay_episodes and name != "closed_loop":
-                chosen = set(replay_episodes)
-                agg = aggregate([row for row in payload.get("episodes", []) if row.get("episode") in chosen])
-            for k, v in agg.items():
-                if isinstance(v, (int, float)):
-                    out[f"{name}.{k}"] = float(v)
-    return out
-
-
-def variant_candidates(specs: list[TrialSpec], output_dir: Path) -> list[Candidate]:
-    """One candidate per variant, its seeds averaged: the loss curve step by step (over the steps
-    every seed logged), each metric over the seeds (replay metrics on the validation episodes)."""
-    by_variant: dict[str, list[TrialSpec]] = {}
-    for s in specs:
-        by_variant.setdefault(s.variant_key, []).append(s)
-    cands = []
-    for key, seeds in by_variant.items():
-        curves = [[r["loss"] for r in read_loss_csv(trial_dir(output_dir, s))] for s in seeds]
-        n = min(len(c) for c in curves)
-        losses = [sum(c[i] for c in curves) / len(curves) for i in range(n)]
-        per_seed = [trial_metrics(trial_dir(output_dir, s), s.validation_episodes or None) for s in seeds]
-        names = set.intersection(*(set(m) for m in per_seed))
-        metrics = {k: sum(m[k] for m in per_seed) / len(per_seed) for k in names}
-        cands.append(Candidate(key, losses, metrics))
-    return cands
-
-
-def stage_summary(plan: Plan, stage_name: str, specs: list[TrialSpec], output_dir: Path) -> dict:
-    st = plan.stages[stage_name]
-    if not st.trains:
-        # An evaluation-only stage passes on the checkpoints it evaluated.
-        return {"stage": stage_name, "winner": specs[0].variant_key, "rule": "evaluation only", "final_losses": {},
-                "diverged": {}, "note": ""}
-    cands = variant_candidates(specs, output_dir)
-    sel = select_winner(cands, st.select, plan.final_loss_window, plan.divergence_factor,
-                        from_scratch=st.init_from is None)
-    values = {c.name: (c.metrics or {}).get(st.select) for c in cands} if st.select != "final_loss" else {}
-    validation = specs[0].validation_episodes
-    return {"stage": stage_name, "winner": sel.winner, "rule": sel.rule_used, "final_losses": sel.final_losses,
-            "metric_values": values, "seeds": sorted({s.seed for s in specs if s.seed is not None}),
-            "selected_on_episodes": (validation if validation else specs[0].heldout_episodes)
-            if st.select != "final_loss" else [],
-            "diverged": sel.diverged, "note": sel.note, "final_loss_window": plan.final_loss_window,
-            "divergence_factor": plan.divergence_factor}
-
-
 def run_plan(plan: Plan, opts: RunOptions, out: Callable[[str], None] = print) -> int:
     """Run every trial of the plan that is not finished yet; 0 when all finished, 1 otherwise.
     Raises PlanError (before anything runs) for a plan that cannot run."""
@@ -329,7 +270,10 @@ def _run_on_ray(plan: Plan, opts: RunOptions, output_dir: Path, nodes: list[dict
     train_eps, heldout = split_episodes(n_episodes, plan.dataset.heldout_episodes)
     out(f"dataset: {plan.dataset.repo_id} at {root}: {n_episodes} episodes, training on 0..{train_eps[-1]}, "
         f"held out for evaluation: {heldout}")
-    dataset_flags = {"dataset.repo_id": plan.dataset.repo_id, "dataset.root": str(root), "dataset.episodes": train_eps}
+    # Normalised with the training episodes' own statistics, not the whole dataset's (held-out included).
+    train_root = training_view(root, train_eps, output_dir / "dataset_views")
+    out(f"dataset: normalisation statistics from the {len(train_eps)} training episodes only ({train_root})")
+    dataset_flags = {"dataset.repo_id": plan.dataset.repo_id, "dataset.root": str(train_root), "dataset.episodes": train_eps}
     closed_loop = plan.evaluation.get("closed_loop", "auto")
     closed_loop = (plan.dataset.generate is not None) if closed_loop == "auto" else bool(closed_loop)
     sched = Scheduler(plan, output_dir, dataset_flags, heldout, closed_loop)
@@ -434,8 +378,6 @@ def _run_on_ray(plan: Plan, opts: RunOptions, output_dir: Path, nodes: list[dict
         f.write(json.dumps({"finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_s": wall_s,
                             "complete": not sched.failed_stages, "plan": plan.name}) + "\n")
     if opts.write_report:
-        from .report import write_report
-
         path = write_report(output_dir)
         out(f"report: {path}")
     out(f"plan {plan.name}: {'finished' if not sched.failed_stages else 'incomplete'} in {wall_s} s")
