@@ -71,6 +71,24 @@ def test_profile_of_one_jump_shows_at_offsets_0_and_1():
     expected_jerk = np.zeros(31)
     expected_jerk[15:18] = [h / 2, 2 * h / 2, h / 2]  # x[f]-3x[f-1]+3x[f-2]-x[f-3]: h, -2h, h at f = b, b+1, b+2
     np.testing.assert_array_equal(jerk, expected_jerk)
+    expected_speed = np.zeros(31)
+    expected_speed[15] = h / 2  # x[b] - x[b-1] = h, labelled b
+    np.testing.assert_array_equal(prof["profile_speed"], expected_speed)
+
+
+def test_speed_profile_shows_a_stop_at_every_switch_that_the_acceleration_hardly_sees():
+    # A ramp at 1 deg/frame that eases to a stop and back over 10 frames around each switch
+    # (a cosine dip of the speed): gentle in acceleration, but the speed at the switch is ~0.
+    T, switches = 120, [30, 60, 90]
+    speed = np.ones(T)
+    for b in switches:
+        k = np.arange(b - 5, b + 5)
+        speed[k] = 0.5 - 0.5 * np.cos(2 * np.pi * (k - b) / 10)
+    x = np.cumsum(speed)[:, None]
+    prof = boundary_profiles(x, switches)
+    assert prof["profile_speed"][15] == pytest.approx(0.0, abs=1e-12)  # speed[b] = 0 at every switch
+    assert prof["profile_speed"][0] == pytest.approx(1.0)  # 15 frames away: full speed
+    assert np.nanmax(prof["profile_acc"]) < 0.35  # |a| stays below a third of a deg/frame^2
 
 
 def test_profile_averages_only_the_boundaries_whose_label_exists():

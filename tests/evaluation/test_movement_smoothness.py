@@ -53,24 +53,32 @@ def test_sparc_of_a_minimum_jerk_reach_matches_a_quadrature_of_its_spectrum():
     assert movement_smoothness(minimum_jerk_reach(5.0, 2.0)[:, None], FPS)["sparc"] == pytest.approx(reference, abs=0.02)
 
 
-def test_ldlj_of_a_minimum_jerk_reach_is_minus_ln_204_8_scaled_by_the_duration():
-    # jerk = A / T^3 (60 - 360 s + 360 s^2): its squared integral is 720 A^2 / T^5; the peak speed
-    # is 1.875 A / T. Over the reach alone DLJ = 720 / 1.875^2 = 204.8; the rest frames make the
-    # duration D = (N - 1) / fps longer, and DLJ grows by (D / T)^3.
-    assert 720 / 1.875**2 == pytest.approx(204.8)
+def test_ldlj_of_a_minimum_jerk_reach_is_minus_ln_720_scaled_by_the_duration():
+    # jerk = A / T^3 (60 - 360 s + 360 s^2): its squared integral is 720 A^2 / T^5, and the path
+    # length is A. Over the reach alone DLJ = T^5 / A^2 * 720 A^2 / T^5 = 720; the rest frames make
+    # the duration D = (N - 1) / fps longer, and DLJ grows by (D / T)^5.
     for amplitude, seconds in ((20.0, 2.0), (3.0, 1.0)):
         x = minimum_jerk_reach(amplitude, seconds)
         duration = (len(x) - 1) / FPS
-        expected = -math.log(204.8) - 3 * math.log(duration / seconds)
+        expected = -math.log(720.0) - 5 * math.log(duration / seconds)
         assert log_dimensionless_jerk(x[:, None], FPS) == pytest.approx(expected, abs=0.1)
 
 
 def test_ldlj_of_four_hand_made_frames():
-    # x = 0, 0, 0, 1 on two joints at 2 fps: v = 2 (0, 0, 1) deg/s per joint, max |v|^2 = 2 * 4 = 8;
-    # jerk = 8 (third difference 1) per joint, sum of |jerk|^2 / fps = 2 * 64 / 2 = 64; D = 3 / 2 s:
-    # DLJ = 1.5^3 / 8 * 64 = 27
+    # x = 0, 0, 0, 1 on two joints at 2 fps: path length sqrt(2) deg; jerk = 8 (third difference 1
+    # times fps^3) per joint, sum of |jerk|^2 / fps = 2 * 64 / 2 = 64; D = 3 / 2 s:
+    # DLJ = 1.5^5 / 2 * 64 = 243
     x = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
-    assert log_dimensionless_jerk(x, 2.0) == pytest.approx(-math.log(27.0), abs=1e-12)
+    assert log_dimensionless_jerk(x, 2.0) == pytest.approx(-math.log(243.0), abs=1e-12)
+
+
+def test_ldlj_is_not_fooled_by_a_jump_that_raises_the_peak_speed():
+    # A one-frame jump raises the peak speed a lot; a peak-speed normalisation would divide most of
+    # the added jerk away. The amplitude form must call the jumpy sequence rougher.
+    x = minimum_jerk_reach(20.0, 2.0)
+    jumpy = x.copy()
+    jumpy[len(x) // 3] += 3.0
+    assert log_dimensionless_jerk(jumpy[:, None], FPS) < log_dimensionless_jerk(x[:, None], FPS) - 3.0
 
 
 def test_ldlj_uses_the_speed_over_all_joints():

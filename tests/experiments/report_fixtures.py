@@ -5,9 +5,9 @@ values the tests choose, so that every number of the report can be worked out by
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
+from lerobot_policy_act_smooth.evaluation.closed_loop_results import summarize
 from lerobot_policy_act_smooth.evaluation.metrics import PROFILE_HALF_WIDTH, aggregate
 from lerobot_policy_act_smooth.experiments.plan import TrialSpec
 from lerobot_policy_act_smooth.experiments.trial import DONE_FILE
@@ -31,10 +31,11 @@ REPLAY_DEFAULTS = {
     "truth_spike_transition": 1.0, "truth_sparc": -1.5, "truth_ldlj": -6.0,
 }
 CLOSED_LOOP_DEFAULTS = {
-    "success": True, "obs_U_a": 0.5, "obs_mu_v": 0.3, "obs_spike": 1.0, "action_U_a": 1.0, "action_U_a_inside": 0.8,
-    "action_U_a_boundary": 1.6, "action_spike": 1.1, "action_spike_transition": 1.2, "action_sparc": -1.5,
-    "action_ldlj": -6.0, "demo_action_U_a": 1.0, "demo_action_spike": 1.0, "demo_action_spike_transition": 1.0,
-    "demo_action_sparc": -1.5, "demo_action_ldlj": -6.0, "replan_mean": 0.4, "replan_max": 0.9,
+    "success": True, "num_frames": 90, "num_chunks": 3, "obs_U_a": 0.5, "obs_mu_v": 0.3, "obs_spike": 1.0,
+    "action_U_a": 1.0, "action_U_a_inside": 0.8, "action_U_a_boundary": 1.6, "action_spike": 1.1,
+    "action_spike_transition": 1.2, "action_sparc": -1.5, "action_ldlj": -6.0, "demo_action_U_a": 1.0,
+    "demo_action_spike": 1.0, "demo_action_spike_transition": 1.0, "demo_action_sparc": -1.5,
+    "demo_action_ldlj": -6.0, "replan_mean": 0.4, "replan_max": 0.9,
 }
 
 
@@ -87,9 +88,7 @@ def write_trial(output_dir: Path, spec: TrialSpec, evaluations: dict[str, list[d
         (tdir / "loss.csv").write_text("\n".join(lines) + "\n")
     done_evals = {}
     for name, rows in evaluations.items():
-        agg = aggregate(rows, exclude=("episode", "seed"))
-        if name == "closed_loop":
-            agg["success_rate"] = agg.get("success_mean", math.nan)
+        agg = summarize(rows) if name == "closed_loop" else aggregate(rows)
         metrics = Path("eval") / f"{name}_metrics.json"
         (tdir / metrics).write_text(json.dumps({"aggregate": agg, "episodes": rows}))
         done_evals[name] = {"status": "ok", "metrics": str(metrics), "log": f"eval/{name}.log"}

@@ -170,3 +170,36 @@ def test_cpu_methods_plan_compares_every_method_with_the_same_baseline(tmp_path)
         assert methods[name]["policy.chunk_basis"] == "dct" and methods[name]["policy.prefix_join_horizon"] > 0, name
         assert methods[name][prefix_flag] > 0, name
     assert plan.stages["history"].sweep == ("policy.length_prefix_past", [8, 16])
+
+
+def test_cpu_recipe_plan_is_the_methods_plan_cut_to_three_stages(tmp_path):
+    plan = load_plan("cpu-recipe")
+    validate_plan(plan, tmp_path)
+    methods = load_plan("cpu-methods")
+    # run_stages keeps the named stages and what they depend on, nothing else
+    assert list(plan.stages) == ["lr_sweep", "baseline", "blending", "smooth_join_own"]
+    for name in plan.stages:
+        assert plan.stages[name].set == methods.stages[name].set and plan.stages[name].steps == methods.stages[name].steps
+    assert plan.policy == methods.policy and plan.dataset.generate == methods.dataset.generate
+    assert plan.evaluation["noninferiority"] == {"gt MAE": 0.25, "sc MAE": 0.25, "CL success": -0.05}
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('run_stages = ["nope"]', "run_stages: unknown stage 'nope'"),
+    ('run_stages = []', "run_stages must be a non-empty list"),
+])
+def test_bad_run_stages(extra, message, exp_dataset_root, tmp_path):
+    path = write_plan(tmp_path / "bad.toml", extra + "\n" + plan_text(exp_dataset_root, "[stages.s]\nsteps = 2\n"))
+    with pytest.raises(PlanError, match=message):
+        load_plan(path)
+
+
+@pytest.mark.parametrize("table, message", [
+    ('{ "gt MAE" = -0.25 }', r"noninferiority.gt MAE = -0.25: lower is better .* must be > 0"),
+    ('{ "CL success" = 0.05 }', r"noninferiority.CL success = 0.05: higher is better .* must be < 0"),
+    ('{ "U_a" = 0.1 }', "noninferiority: unknown metric 'U_a'"),
+])
+def test_a_margin_of_the_wrong_sign_is_refused(table, message, exp_dataset_root, tmp_path):
+    text = plan_text(exp_dataset_root, "[stages.s]\nsteps = 2\n", evaluation=f"replay_modes = []\nnoninferiority = {table}")
+    with pytest.raises(PlanError, match=message):
+        load_plan(write_plan(tmp_path / "bad.toml", text))

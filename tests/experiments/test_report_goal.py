@@ -54,6 +54,18 @@ def test_summarize_profile_by_hand():
     assert high[30] == pytest.approx(1.0 + T_975_DF2 * math.sqrt(1 / 12), rel=1e-9)
 
 
+def test_an_episode_too_short_for_a_profile_is_left_out():
+    # episode 1's profiles are all NaN (fewer frames than the window): the rest decide
+    policy = np.full((2, 2, 31), 1.2)
+    reference = np.full((2, 2, 31), 0.8)
+    policy[:, 1, :] = reference[:, 1, :] = np.nan
+    s = summarize_profile(policy, reference)
+    np.testing.assert_allclose(s.reference, np.full(31, 0.8))
+    np.testing.assert_allclose(s.mean, np.full(31, 1.2))
+    assert (s.peak.mean, s.peak.low, s.peak.high) == pytest.approx((1.5, 1.5, 1.5))
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")
 def test_a_profile_without_any_finite_reference_is_no_summary():
     assert summarize_profile(np.ones((1, 2, 31)), np.full((1, 2, 31), np.nan)) is None
 
@@ -66,7 +78,8 @@ def _variant(tmp_path, stage, *, sc_profile, cl_profile, ua=1.2, cl_ua=1.25, spa
     with U_a 1.0, SPARC -1.625, LDLJ -6.0 and a flat profile of 1.0 (closed loop the same)."""
     recs = []
     for seed in SEEDS:
-        spec = trial_spec(stage, seed, SEEDS, HELDOUT, VALIDATION, replay_modes=["self_chaining"], closed_loop_episodes=3)
+        spec = trial_spec(stage, seed, SEEDS, HELDOUT, VALIDATION, replay_modes=["self_chaining"],
+                          closed_loop_episodes=3)
         sc = [replay_row(e, U_a=ua, truth_U_a=1.0, sparc=sparc, truth_sparc=-1.625, ldlj=ldlj, truth_ldlj=-6.0,
                          profile_acc=sc_profile, truth_profile_acc=profile(1.0)) for e in HELDOUT]
         cl = [closed_loop_row(e, action_U_a=cl_ua, demo_action_U_a=1.0, action_sparc=sparc, demo_action_sparc=-1.625,

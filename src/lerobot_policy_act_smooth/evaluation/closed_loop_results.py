@@ -21,9 +21,8 @@ import numpy as np
 
 from lerobot_policy_act_smooth.evaluation.closed_loop_config import SimEvalConfig, output_paths, plot_path
 from lerobot_policy_act_smooth.evaluation.metrics import (
-    PROFILE_HALF_WIDTH,
     aggregate,
-    boundary_profiles,
+    boundary_profile_lists,
     replan_summary,
     smoothness_metrics,
 )
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
 
 METRIC_NAMES = ("U_v", "U_a", "U_a_inside", "U_a_boundary", "mu_v", "spike", "spike_boundary_mean", "spike_other_mean",
                 "spike_transition", "sparc", "ldlj")
-PROFILE_NAMES = ("profile_acc", "profile_jerk")
-PROFILE_LENGTH = 2 * PROFILE_HALF_WIDTH + 1
 
 
 @dataclass
@@ -114,15 +111,8 @@ def _smoothness(values: np.ndarray, boundaries: list[int], fps: float, prefix: s
 
 
 def episode_profiles(values: np.ndarray, boundaries: list[int], prefix: str) -> dict:
-    """``{prefix}profile_acc`` / ``{prefix}profile_jerk``: lists of PROFILE_LENGTH floats from
-    :func:`metrics.boundary_profiles`; all NaN for an episode shorter than the profile window
-    (an early termination or a small --max_steps: NaN as for the scalars, not an error that
-    would discard the other episodes)."""
-    if values.shape[0] < PROFILE_LENGTH:
-        profiles = dict.fromkeys(PROFILE_NAMES, np.full(PROFILE_LENGTH, np.nan))
-    else:
-        profiles = boundary_profiles(values, boundaries)
-    return {f"{prefix}{k}": [float(v) for v in profiles[k]] for k in PROFILE_NAMES}
+    """``{prefix}profile_speed`` / ``_acc`` / ``_jerk`` lists (:func:`metrics.boundary_profile_lists`)."""
+    return boundary_profile_lists(values, boundaries, prefix)
 
 
 def episode_row(record: EpisodeRecord, fps: float = 30.0) -> dict:

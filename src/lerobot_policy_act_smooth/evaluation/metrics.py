@@ -59,6 +59,7 @@ SPIKE_WINDOW = 2
 TRANSITION_AFTER = 12
 # Offsets -15 .. +15 of the boundary-locked profile.
 PROFILE_HALF_WIDTH = 15
+PROFILE_KEYS = ("profile_speed", "profile_acc", "profile_jerk")
 
 
 def _as_actions(actions) -> np.ndarray:
@@ -161,13 +162,15 @@ def transition_spike(actions, boundaries: Sequence[int], before: int = SPIKE_WIN
 
 
 def boundary_profiles(actions, boundaries: Sequence[int], half_width: int = PROFILE_HALF_WIDTH) -> dict:
-    """Boundary-locked profiles of |second difference| and |third difference|.
+    """Boundary-locked profiles of |first|, |second| and |third difference|.
 
     actions: [T, J] deg; boundaries: chunk switches (frame indices). Returns
-    ``{"profile_acc": [2*half_width+1] deg/frame^2, "profile_jerk": [2*half_width+1] deg/frame^3}``:
-    entry o (offset ``o - half_width``) is the mean over joints and over the boundaries b whose
-    label ``b + offset`` exists (2..T-1 for second differences, 3..T-1 for third) of
-    ``|x[f] - 2 x[f-1] + x[f-2]|`` resp. ``|x[f] - 3 x[f-1] + 3 x[f-2] - x[f-3]|`` at ``f = b + offset``.
+    ``{"profile_speed": [2*half_width+1] deg/frame, "profile_acc": ... deg/frame^2,
+    "profile_jerk": ... deg/frame^3}``: entry o (offset ``o - half_width``) is the mean over joints
+    and over the boundaries b whose label ``b + offset`` exists (1..T-1 for first differences, 2..T-1
+    for second, 3..T-1 for third) of ``|x[f] - x[f-1]|``, ``|x[f] - 2 x[f-1] + x[f-2]|`` resp.
+    ``|x[f] - 3 x[f-1] + 3 x[f-2] - x[f-3]|`` at ``f = b + offset``. The speed profile shows a join
+    that is smooth in acceleration but slows the arm at every switch (a stop-and-go at the chunk rate).
     NaN at an offset no boundary reaches (all NaN without boundaries).
     Raises ValueError when the window of ``2*half_width+1`` frames is longer than the sequence.
     """
@@ -179,7 +182,7 @@ def boundary_profiles(actions, boundaries: Sequence[int], half_width: int = PROF
         )
     offsets = np.arange(-half_width, half_width + 1)
     out = {}
-    for key, order in (("profile_acc", 2), ("profile_jerk", 3)):
+    for key, order in zip(PROFILE_KEYS, (1, 2, 3)):
         d = np.abs(np.diff(x, n=order, axis=0)).mean(axis=1)  # [T - order]; row i is labelled i + order
         total, count = np.zeros(width), np.zeros(width)
         for b in boundaries:
@@ -190,6 +193,19 @@ def boundary_profiles(actions, boundaries: Sequence[int], half_width: int = PROF
         with np.errstate(invalid="ignore"):
             out[key] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return out
+
+
+def boundary_profile_lists(actions, boundaries: Sequence[int], prefix: str = "",
+                           half_width: int = PROFILE_HALF_WIDTH) -> dict:
+    """:func:`boundary_profiles` as ``{prefix + key: list of floats}`` for a result file; all NaN for
+    a sequence shorter than the window (an early termination: NaN as for the scalars, not an error
+    that would discard the other episodes)."""
+    width = 2 * half_width + 1
+    if _as_actions(actions).shape[0] < width:
+        found = dict.fromkeys(PROFILE_KEYS, np.full(width, np.nan))
+    else:
+        found = boundary_profiles(actions, boundaries, half_width)
+    return {f"{prefix}{k}": [float(v) for v in found[k]] for k in PROFILE_KEYS}
 
 
 def profile_peak_ratio(profile, reference) -> float:
@@ -234,23 +250,28 @@ def sparc(speed, fps: float, cutoff_hz: float = 10.0, amplitude_threshold: float
 
 
 def log_dimensionless_jerk(positions, fps: float) -> float:
-    """Log dimensionless jerk (LDLJ, velocity-peak form; Hogan & Sternad 2009, Balasubramanian et al. 2015).
+    """Log dimensionless jerk (LDLJ) in Hogan & Sternad's (2009) amplitude form.
 
-    positions: [T, J] deg at ``fps``. With v the joint velocity vector (first differences * fps,
-    deg/s), jerk the third differences * fps^3 (deg/s^3) and the duration ``D = (T - 1) / fps``:
-    ``DLJ = D^3 / max|v|^2 * sum(|jerk|^2) / fps`` (the integral of |jerk|^2 as a Riemann sum),
-    ``LDLJ = -ln(DLJ)``. Dimensionless, higher = smoother (a minimum-jerk reach: -ln 204.8 = -5.32).
-    NaN when nothing moved; +inf when the jerk is exactly 0 (constant velocity). Needs T >= 4.
+    positions: [T, J] deg at ``fps``. With jerk the third differences * fps^3 (deg/s^3), the
+    duration ``D = (T - 1) / fps`` and the amplitude A = the path length in joint space (the sum of
+    the Euclidean norms of the first differences, deg):
+    ``DLJ = D^5 / A^2 * sum(|jerk|^2) / fps`` (the integral of |jerk|^2 as a Riemann sum),
+    ``LDLJ = -ln(DLJ)``. Dimensionless, higher = smoother (a minimum-jerk reach over exactly its
+    duration: -ln 720 = -6.58). The amplitude form, not the peak-speed one: dividing by the peak
+    speed rewards a jump (it raises the peak), which is exactly what a chunk boundary adds.
+    It grows more negative with the duration for a task of several movements (about D^4), so
+    compare sequences of one task over similar durations. NaN when nothing moved; +inf when the
+    jerk is exactly 0. Needs T >= 4.
     """
     x = _as_actions(positions)
     if x.shape[0] < 4:
         raise ValueError(f"LDLJ needs at least 4 frames, got {x.shape[0]}")
-    peak_speed = float(np.max(np.linalg.norm(np.diff(x, axis=0) * fps, axis=1)))
-    if peak_speed == 0.0:
+    path_length = float(np.sum(np.linalg.norm(np.diff(x, axis=0), axis=1)))
+    if path_length == 0.0:
         return math.nan
     jerk = np.diff(x, n=3, axis=0) * fps**3
     duration = (x.shape[0] - 1) / fps
-    dlj = duration**3 / peak_speed**2 * float(np.sum(jerk**2)) / fps
+    dlj = duration**5 / path_length**2 * float(np.sum(jerk**2)) / fps
     return -math.log(dlj) if dlj > 0 else math.inf
 
 

@@ -41,8 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lerobot_policy_act_smooth.evaluation.metrics import (
-    PROFILE_HALF_WIDTH,
-    boundary_profiles,
+    boundary_profile_lists,
     episode_metrics,
     replan_summary,
 )
@@ -226,12 +225,7 @@ def score_episode(episode: int, prediction: np.ndarray, truth: np.ndarray, switc
     if chunks is not None:
         row.update(replan_summary(chunks, starts))
     row["num_chunks"] = len(switches) + 1
-    profiles = {}
-    width = 2 * PROFILE_HALF_WIDTH + 1
-    for prefix, values in (("", prediction), ("truth_", truth)):
-        found = boundary_profiles(values, switches) if len(values) >= width else {
-            "profile_acc": np.full(width, np.nan), "profile_jerk": np.full(width, np.nan)}
-        profiles.update({f"{prefix}{k}": [float(v) for v in found[k]] for k in ("profile_acc", "profile_jerk")})
+    profiles = {**boundary_profile_lists(prediction, switches), **boundary_profile_lists(truth, switches, "truth_")}
     return row, profiles
 
 

@@ -29,9 +29,8 @@ import numpy as np
 
 from lerobot_policy_act_smooth.evaluation.command import run_command
 from lerobot_policy_act_smooth.evaluation.metrics import (
-    PROFILE_HALF_WIDTH,
     aggregate,
-    boundary_profiles,
+    boundary_profile_lists,
     smoothness_metrics,
 )
 
@@ -133,14 +132,8 @@ def load_recording(cfg: ScoreConfig):
 
 
 def profile_lists(values: np.ndarray, boundaries: list[int], prefix: str) -> dict:
-    """``{prefix}profile_acc`` / ``{prefix}profile_jerk`` as lists (metrics.boundary_profiles); all NaN
-    for an episode shorter than the profile window, as the closed-loop scorer does."""
-    width = 2 * PROFILE_HALF_WIDTH + 1
-    if len(values) < width:
-        found = {"profile_acc": np.full(width, np.nan), "profile_jerk": np.full(width, np.nan)}
-    else:
-        found = boundary_profiles(values, boundaries)
-    return {f"{prefix}{k}": [float(v) for v in found[k]] for k in ("profile_acc", "profile_jerk")}
+    """``{prefix}profile_speed`` / ``_acc`` / ``_jerk`` lists (:func:`metrics.boundary_profile_lists`)."""
+    return boundary_profile_lists(values, boundaries, prefix)
 
 
 def episode_states(data, episode: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..provenance import atomic_write_bytes
-from .results_table import episode_rows, fmt_difference, fmt_estimate, metric_grid
+from .results_table import episode_rows, fmt_difference, fmt_estimate, metric_grid, seed_episode_cells
 from .statistics import Estimate, difference_interval, mean_interval, non_inferior
 
 PROFILE_OFFSETS = np.arange(-15, 16)
@@ -94,17 +94,12 @@ def _episodes(setting: Setting, test: list[int]) -> list[int] | None:
 
 def profile_grid(seed_rows: list[list[dict] | None], key: str, episodes: list[int] | None) -> np.ndarray | None:
     """[seeds, episodes, offsets] of a per-episode profile list; None unless every cell has it."""
-    if not seed_rows or any(rows is None for rows in seed_rows):
+    cells = seed_episode_cells(seed_rows, key, episodes)
+    if cells is None:
         return None
-    order = episodes if episodes is not None else [r["episode"] for r in seed_rows[0]]
-    out = []
-    for rows in seed_rows:
-        by_episode = {r["episode"]: r for r in rows}
-        if any(e not in by_episode or key not in by_episode[e] for e in order):
-            return None
-        out.append([[math.nan if v is None else float(v) for v in by_episode[e][key]] for e in order])
-    grid = np.asarray(out, dtype=np.float64)
-    return grid if grid.ndim == 3 and grid.shape[2] == len(PROFILE_OFFSETS) and order else None
+    grid = np.asarray([[[math.nan if v is None else float(v) for v in profile] for profile in row] for row in cells],
+                      dtype=np.float64)
+    return grid if grid.ndim == 3 and grid.shape[2] == len(PROFILE_OFFSETS) else None
 
 
 @dataclass
@@ -144,14 +139,15 @@ def summarize_profile(policy: np.ndarray, reference: np.ndarray) -> ProfileSumma
                           (np.array(bands_low), np.array(bands_high)), ratios, int(PROFILE_OFFSETS[peak]), ratios[peak])
 
 
-def variant_profiles(groups, test: list[int]) -> dict[tuple[str, str], ProfileSummary]:
-    """{(variant key, setting short name): summary} for every variant and setting with profiles."""
+def variant_profiles(groups, test: list[int], kind: str = "profile_acc") -> dict[tuple[str, str], ProfileSummary]:
+    """{(variant key, setting short name): summary} of one profile (``profile_acc``, ``profile_speed``,
+    ``profile_jerk``) for every variant and setting that has it."""
     out = {}
     for _, key, recs in groups:
         for setting in SETTINGS:
             rows = _rows(recs, setting.evaluation)
-            policy = profile_grid(rows, setting.prefix + "profile_acc", _episodes(setting, test))
-            reference = profile_grid(rows, setting.reference + "profile_acc", _episodes(setting, test))
+            policy = profile_grid(rows, setting.prefix + kind, _episodes(setting, test))
+            reference = profile_grid(rows, setting.reference + kind, _episodes(setting, test))
             if policy is None or reference is None:
                 continue
             summary = summarize_profile(policy, reference)
@@ -163,9 +159,11 @@ def variant_profiles(groups, test: list[int]) -> dict[tuple[str, str], ProfileSu
 # -- the figure -------------------------------------------------------------------------------
 
 
-def plot_profiles(path: Path, profiles: dict, labels: dict[str, str], baseline_key: str | None) -> bool:
+def plot_profiles(path: Path, profiles: dict, labels: dict[str, str], baseline_key: str | None,
+                  speed: dict | None = None) -> bool:
     """One panel per setting: each variant's mean |a| per offset from the chunk switch, over the
-    demonstrations' band on the same frames (the baseline's; its 95% interval)."""
+    demonstrations' band on the same frames (the baseline's; its 95% interval); with ``speed``
+    (the same summaries of profile_speed) a second row of the mean speed."""
     settings = [s for s in SETTINGS if any(k[1] == s.short for k in profiles)]
     if not settings:
         return False
@@ -174,24 +172,20 @@ def plot_profiles(path: Path, profiles: dict, labels: dict[str, str], baseline_k
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(settings), figsize=(6.5 * len(settings), 4.6), squeeze=False)
-    for ax, setting in zip(axes[0], settings):
-        members = [(key, p) for (key, short), p in profiles.items() if short == setting.short]
-        band_from = next((p for key, p in members if key == baseline_key), members[0][1])
-        low, high = band_from.reference_band
-        ax.fill_between(PROFILE_OFFSETS, low, high, color="0.75", alpha=0.7, label="demonstrations, 95% interval")
-        ax.plot(PROFILE_OFFSETS, band_from.reference, color="0.35", lw=1.2, ls="--")
-        for key, p in members:
-            ax.plot(PROFILE_OFFSETS, p.mean, lw=2.0 if key == baseline_key else 1.3,
-                    label=labels.get(key, key) + (" (baseline)" if key == baseline_key else ""))
-        ax.axvline(0, color="k", lw=0.6)
-        ax.set_yscale("log")
-        ax.set_xlabel("frame offset from the chunk switch")
-        ax.set_ylabel("mean |second difference| (deg/frame², log)")
-        ax.set_title(setting.label, fontsize=10)
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
+    rows = [(profiles, "mean |second difference| (deg/frame², log)", True)]
+    if speed:
+        rows.append((speed, "mean |first difference| (deg/frame)", False))
+    keys = list(dict.fromkeys(key for key, _ in profiles))
+    colors = {key: plt.get_cmap("tab10")(i % 10) for i, key in enumerate(keys)}  # one colour per variant in every panel
+    fig, axes = plt.subplots(len(rows), len(settings), figsize=(6.5 * len(settings), 4.4 * len(rows) + 0.8),
+                             squeeze=False)
+    for (summaries, ylabel, log), axes_row in zip(rows, axes):
+        for ax, setting in zip(axes_row, settings):
+            _plot_panel(ax, [(key, p) for (key, short), p in summaries.items() if short == setting.short],
+                        labels, baseline_key, ylabel, log, setting.label, colors)
+    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_lines() + ax.collections if not h.get_label().startswith("_")}
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     import io
 
     buf = io.BytesIO()
@@ -199,6 +193,30 @@ def plot_profiles(path: Path, profiles: dict, labels: dict[str, str], baseline_k
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return True
+
+
+LOG_FLOOR = 1e-3  # deg/frame^2: a join head's exactly-zero acceleration at the switch is drawn on the floor
+
+
+def _plot_panel(ax, members, labels, baseline_key, ylabel: str, log: bool, title: str, colors: dict) -> None:
+    if not members:
+        ax.set_visible(False)
+        return
+    band_from = next((p for key, p in members if key == baseline_key), members[0][1])
+    low, high = band_from.reference_band
+    ax.fill_between(PROFILE_OFFSETS, low, high, color="0.75", alpha=0.7, label="demonstrations, 95% interval")
+    ax.plot(PROFILE_OFFSETS, band_from.reference, color="0.35", lw=1.2, ls="--")
+    for key, p in members:
+        ax.plot(PROFILE_OFFSETS, np.maximum(p.mean, LOG_FLOOR) if log else p.mean, color=colors.get(key),
+                lw=2.0 if key == baseline_key else 1.3, label=labels.get(key, key) + (" (baseline)" if key == baseline_key else ""))
+    ax.axvline(0, color="k", lw=0.6)
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=LOG_FLOOR * 0.8)
+    ax.set_xlabel("frame offset from the chunk switch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
 
 
 # -- the tables -------------------------------------------------------------------------------
@@ -216,7 +234,17 @@ def _grid(recs, setting: Setting, key: str, test: list[int]) -> np.ndarray | Non
     return metric_grid(_rows(recs, setting.evaluation), key, _episodes(setting, test))
 
 
-def measures_lines(groups, labels: dict[str, str], test: list[int], profiles: dict) -> list[str]:
+SWITCH_OFFSETS = range(-2, 3)  # "at the switch", for the speed: the frames of the plan's spike window
+
+
+def slowest_near_switch(summary: ProfileSummary) -> tuple[Estimate, int] | None:
+    """The lowest mean speed ratio (variant / demonstrations) at offsets -2..+2 and its offset."""
+    at = [(summary.ratio[o - PROFILE_OFFSETS[0]], o) for o in SWITCH_OFFSETS]
+    at = [(e, o) for e, o in at if math.isfinite(e.mean)]
+    return min(at, key=lambda eo: eo[0].mean) if at else None
+
+
+def measures_lines(groups, labels: dict[str, str], test: list[int], profiles: dict, speed: dict | None = None) -> list[str]:
     """Per setting: profile peak ratio, the spikes, SPARC, LDLJ and the replan discontinuity per
     variant, mean [95% interval], and the demonstrations' own on the same frames."""
     lines = []
@@ -225,6 +253,8 @@ def measures_lines(groups, labels: dict[str, str], test: list[int], profiles: di
         for _, key, recs in groups:
             p = profiles.get((key, setting.short))
             cells = [f"{fmt_estimate(p.peak)} @ {p.peak_offset:+d}" if p else "-"]
+            slow = slowest_near_switch(speed[(key, setting.short)]) if speed and (key, setting.short) in speed else None
+            cells.append(f"{fmt_estimate(slow[0])} @ {slow[1]:+d}" if slow else "-")
             for measure, _, _ in MEASURES:
                 grid = _grid(recs, setting, setting.prefix + measure, test)
                 cells.append(fmt_estimate(mean_interval(grid)) if grid is not None else "-")
@@ -234,21 +264,23 @@ def measures_lines(groups, labels: dict[str, str], test: list[int], profiles: di
                 rows.append("| " + " | ".join([labels[key], *cells]) + " |")
         if not rows:
             continue
-        demo_cells = ["1 (reference)"]
+        demo_cells = ["1 (reference)", "1 (reference)"]
         first = next(recs for _, _, recs in groups if recs)
         for measure, _, _ in MEASURES:
             grid = _grid(first[:1], setting, setting.reference + measure, test)
             demo_cells.append(fmt_estimate(mean_interval(grid)) if grid is not None else "-")
         demo_cells.append("-")
         lines += [f"#### {setting.label}", "",
-                  "| run | profile peak / demos @ offset | " + " | ".join(m[1] for m in MEASURES) + " | replan (deg) |",
-                  "|---|---|" + "---|" * (len(MEASURES) + 1), *rows,
+                  "| run | profile peak / demos @ offset | speed at switch / demos | " + " | ".join(m[1] for m in MEASURES)
+                  + " | replan (deg) |", "|---|---|---|" + "---|" * (len(MEASURES) + 1), *rows,
                   "| demonstrations, same frames | " + " | ".join(demo_cells) + " |", ""]
     if not lines:
         return []
     return ["### Boundary measures", "",
             "Profile peak: the largest, over offsets -15..+15 from the chunk switch, of the variant's mean |second "
-            "difference| over the demonstrations' on the same frames (interval at that offset). Spike ±2: the plan's "
+            "difference| over the demonstrations' on the same frames (interval at that offset). Speed at switch: the lowest, "
+            "over offsets -2..+2, of the variant's mean |first difference| over the demonstrations' (a join that is "
+            "smooth in acceleration can still slow the arm at every switch). Spike ±2: the plan's "
             "boundary spike, kept for comparison with the earlier run; a prefix-join head passes it by construction, "
             "because its correction lands at +3..+10. Transition spike: the same ratio over the window -2..+12, which "
             "covers the longest transition in the plans (join horizon 10, crossfade 10). SPARC (spectral arc length) "

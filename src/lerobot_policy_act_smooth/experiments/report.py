@@ -388,11 +388,13 @@ def profile_figure_lines(trials: dict[str, list[TrialRecord]], plan: Plan, winne
     baseline_stage = plan.evaluation.get("baseline", "baseline")
     baseline_key = winners.get(baseline_stage) or next((k for s, k, _ in groups if s == baseline_stage), None)
     labels = {key: _variant_label(recs, key) for _, key, recs in groups}
-    if not plot_profiles(output_dir / "boundary_profile.png", profiles, labels, baseline_key):
+    speed = variant_profiles(groups, test, "profile_speed")
+    if not plot_profiles(output_dir / "boundary_profile.png", profiles, labels, baseline_key, speed):
         return []
     return ["## Boundary profile: read this first", "",
-            "Mean |second difference| of the executed actions (deg/frame², log scale) at every frame offset from a "
-            "chunk switch, averaged over switches, episodes and seeds; the grey band is the demonstrations' on the "
+            "Top: mean |second difference| of the executed actions (deg/frame², log scale) at every frame offset from a "
+            "chunk switch, averaged over switches, episodes and seeds"
+            + ("; bottom: the mean |first difference| (deg/frame), the speed" if speed else "") + "; the grey band is the demonstrations' on the "
             "same frames (self-chaining: the recorded demonstration of the same test episode; closed loop: the "
             "scripted demonstrator on the same scenes), with its 95% interval. A join that moves its correction "
             "away from the switch shows here as a hump after 0. Peak ratios and the goal are in the results "
@@ -505,7 +507,7 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
     lines += convergence_lines(plan, trials, grids.get(baseline_key, {}), truth)
     test = spec.test_episodes if spec else []
     profiles = variant_profiles(groups, test)
-    lines += measures_lines(groups, labels, test, profiles)
+    lines += measures_lines(groups, labels, test, profiles, variant_profiles(groups, test, "profile_speed"))
     lines += goal_lines(groups, labels, test, profiles, diffs_by_key, baseline_key, margins_from_plan(plan.evaluation))
     lines += u_a_split_lines(groups, labels, spec.test_episodes if spec else [], baseline_recs)
     return lines
@@ -552,11 +554,13 @@ def shared_checkpoint_order(recs: list[TrialRecord], baseline_recs: list[TrialRe
     """The baseline trials in the order of ``recs`` when every one of ``recs`` evaluates or fine-tunes
     a distinct baseline trial's checkpoint (so row s of both grids shares training randomness);
     None for an independently trained variant."""
-    by_dir = {r.dir.resolve(): r for r in baseline_recs}
+    # Matched by stage and trial folder name, not by the absolute path trial.json holds: an
+    # output_dir copied off the cluster or moved still evaluates the same baseline trials.
+    by_trial = {(r.spec["stage"], r.spec["name"]): r for r in baseline_recs}
     order = []
     for r in recs:
         source = r.spec.get("evaluate_checkpoint_of") or r.spec.get("init_checkpoint_of")
-        match = by_dir.get(Path(source).resolve()) if source else None
+        match = by_trial.get(Path(source).parts[-2:]) if source else None
         if match is None or match in order:
             return None
         order.append(match)

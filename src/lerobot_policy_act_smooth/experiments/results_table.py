@@ -96,19 +96,29 @@ def split_rows(trial_dir: Path, done: dict | None, evaluation: str) -> list[dict
     return out
 
 
-def metric_grid(seed_rows: list[list[dict] | None], key: str, episodes: list[int] | None) -> np.ndarray | None:
-    """[seeds, episodes] values of `key`; None unless every seed has every episode.
-    episodes: keep only these episode indices (None: all, in the order of the first seed)."""
+def seed_episode_cells(seed_rows: list[list[dict] | None], key: str, episodes: list[int] | None) -> list[list] | None:
+    """The raw values of `key`, one list per seed over the episodes; None unless every seed has every
+    episode. episodes: keep only these episode indices (None: all, in the order of the first seed)."""
     if not seed_rows or any(rows is None for rows in seed_rows):
         return None
     order = episodes if episodes is not None else [r["episode"] for r in seed_rows[0]]
-    grid = []
+    if not order:
+        return None
+    cells = []
     for rows in seed_rows:
         by_episode = {r["episode"]: r for r in rows}
         if any(e not in by_episode or key not in by_episode[e] for e in order):
             return None
-        grid.append([float(by_episode[e][key]) if by_episode[e][key] is not None else math.nan for e in order])
-    return np.asarray(grid, dtype=np.float64) if order else None
+        cells.append([by_episode[e][key] for e in order])
+    return cells
+
+
+def metric_grid(seed_rows: list[list[dict] | None], key: str, episodes: list[int] | None) -> np.ndarray | None:
+    """[seeds, episodes] values of `key` (see :func:`seed_episode_cells`), None values as NaN."""
+    cells = seed_episode_cells(seed_rows, key, episodes)
+    if cells is None:
+        return None
+    return np.asarray([[math.nan if v is None else float(v) for v in row] for row in cells], dtype=np.float64)
 
 
 def fmt_estimate(est: Estimate | None, digits: int = 3) -> str:
