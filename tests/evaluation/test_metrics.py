@@ -9,11 +9,18 @@ from lerobot_policy_act_smooth.evaluation.metrics import (
     acceleration_variance,
     aggregate,
     boundary_acceleration_mask,
+    boundary_profile_lists,
+    boundary_profiles,
     boundary_spike,
     episode_metrics,
+    log_dimensionless_jerk,
     mean_abs_error,
     mean_abs_velocity,
+    movement_smoothness,
+    replan_discontinuity,
+    replan_summary,
     smoothness_metrics,
+    sparc,
     split_acceleration_variance,
     velocity_variance,
 )
@@ -142,3 +149,143 @@ def test_episode_metrics_and_aggregate():
     # yes/no values count as 1/0: their mean is a rate (closed-loop success)
     flags = aggregate([{"success": True, "note": "x"}, {"success": False}, {"success": True}, {"success": True}])
     assert flags["success_mean"] == 0.75 and "note_mean" not in flags
+
+
+# ------------------------------------------- small cases, parameters and edges (mutation testing)
+
+
+def with_accelerations(acc_by_label: dict[int, float], num_frames: int, default: float) -> np.ndarray:
+    """[T, 1] positions whose second difference labelled f is acc_by_label.get(f, default); x[0] = x[1] = 0."""
+    x = np.zeros(num_frames)
+    for f in range(2, num_frames):
+        x[f] = 2 * x[f - 1] - x[f - 2] + acc_by_label.get(f, default)
+    return x[:, None]
+
+
+def test_mean_abs_error_of_a_nonzero_prediction():
+    pred = np.array([[1.0, 2.0], [3.0, -1.0]])
+    truth = np.array([[0.0, 4.0], [3.0, 1.0]])  # |pred - truth| = 1, 2, 0, 2
+    assert mean_abs_error(pred, truth) == pytest.approx(5 / 4)
+
+
+def test_shortest_sequences_each_measure_accepts_and_one_frame_fewer():
+    assert velocity_variance([0.0, 1.0, 3.0, 6.0]) == pytest.approx(1.0)  # 1-D: one joint, v = 1, 2, 3
+    assert velocity_variance([[0.0], [1.0], [3.0]]) == pytest.approx(0.5)  # 3 frames: v = 1, 2
+    assert acceleration_variance([[0.0], [0.0], [1.0], [4.0]]) == pytest.approx(0.5)  # 4 frames: a = 1, 2
+    assert mean_abs_velocity([[0.0, 0.0], [1.0, -3.0]]) == pytest.approx(2.0)  # 2 frames: |v| = 1, 3
+    with pytest.raises(ValueError, match="U_v needs at least 3 frames"):
+        velocity_variance(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="U_a needs at least 4 frames"):
+        acceleration_variance(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="mu_v needs at least 2 frames"):
+        mean_abs_velocity(np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="LDLJ needs at least 4 frames, got 3"):
+        log_dimensionless_jerk(np.zeros((3, 2)), 30.0)
+    with pytest.raises(ValueError, match="at least 2 samples, got 1"):
+        sparc([1.0], 30.0)
+    assert boundary_acceleration_mask(2, [1]).shape == (0,)  # no second difference at all
+
+
+def test_a_window_of_one_row_and_a_still_sequence_at_a_boundary():
+    assert boundary_acceleration_mask(10, [5], window=0).nonzero()[0].tolist() == [3]  # label 5 only
+    ramp = np.arange(20.0)[:, None]  # constant velocity: every acceleration is 0, at the boundary too
+    out = boundary_spike(ramp, [10])
+    assert out["boundary_mean"] == 0.0 and out["other_mean"] == 0.0 and math.isnan(out["spike"])
+
+
+def test_window_and_transition_after_reach_every_windowed_measure():
+    # |a| = 1 at every label 2..39 except 4 at label 22 = b + 2.
+    x = with_accelerations({22: 4.0}, 40, 1.0)
+    plan = smoothness_metrics(x, [20])  # +-2: labels 18..22 hold 1, 1, 1, 1, 4
+    assert plan["spike"] == pytest.approx(8 / 5)
+    assert plan["U_a_boundary"] == pytest.approx(1.8) and plan["U_a_inside"] == pytest.approx(0.0)
+    assert plan["spike_transition"] == pytest.approx(18 / 15)  # labels 18..32: fourteen 1s and the 4
+    narrow = smoothness_metrics(x, [20], window=1, transition_after=1)  # labels 19..21: all 1
+    assert narrow["spike"] == pytest.approx(35 / 38)  # the other 35 labels: 34 ones and the 4
+    assert narrow["spike_transition"] == pytest.approx(35 / 38)
+    # the 4 is inside now: var of 34 ones and a 4 = (50 - 38^2 / 35) / 34 = 9/35
+    assert narrow["U_a_boundary"] == pytest.approx(0.0) and narrow["U_a_inside"] == pytest.approx(9 / 35)
+    assert boundary_spike(x, [20], window=1)["spike"] == pytest.approx(35 / 38)
+    assert split_acceleration_variance(x, [20], window=1)["U_a_inside"] == pytest.approx(9 / 35)
+
+
+def test_u_a_split_of_one_joint_with_two_boundary_rows():
+    # b = 1: the window holds labels 2 and 3 only (rows 0, 1): a = 3, 1 -> var 2. The other eight
+    # labels 4..11 hold one 2 and seven 0s: var = (4 - 8 * (1/4)^2) / 7 = 1/2.
+    x = with_accelerations({2: 3.0, 3: 1.0, 7: 2.0}, 12, 0.0)
+    out = split_acceleration_variance(x, [1])
+    assert out["U_a_boundary"] == pytest.approx(2.0) and out["U_a_inside"] == pytest.approx(0.5)
+
+
+def test_episode_metrics_pass_window_transition_and_fps_to_both_sequences():
+    # |a| = 1 except 6 at label 25 = b + 5: the +-2 spike is 33/38, the transition spike
+    # (labels 18..32) 4/3 (test_boundary_measures has the counts). The truth is the same motion
+    # 0.5 deg lower: the same measures, and an MAE of 0.5.
+    x = with_accelerations({25: 6.0}, 40, 1.0)
+    row = episode_metrics(x, x - 0.5, [20], fps=60.0)
+    for prefix in ("", "truth_"):
+        assert row[prefix + "spike"] == pytest.approx(33 / 38)
+        assert row[prefix + "spike_transition"] == pytest.approx(4 / 3)
+    assert row["mae"] == pytest.approx(0.5)
+    # a transition of 3 frames (labels 18..23) leaves the 6 outside: 1 against (31 + 6) / 32
+    short = episode_metrics(x, x - 0.5, [20], fps=60.0, transition_after=3)
+    assert short["spike_transition"] == pytest.approx(32 / 37)
+    assert short["truth_spike_transition"] == pytest.approx(32 / 37)
+    # fps reaches SPARC: a tremor of period 5 frames is 12 Hz at 60 fps, outside the 10 Hz band
+    k = np.arange(90)
+    tremor = (20 * np.sin(2 * np.pi * k / 300) + 0.5 * np.sin(2 * np.pi * k / 5))[:, None]
+    at_60 = movement_smoothness(tremor, 60.0)["sparc"]
+    assert all(abs(at_60 - movement_smoothness(tremor, fps)["sparc"]) > 0.1 for fps in (12.0, 30.0))
+    both = episode_metrics(tremor, tremor + 1.0, [30, 60], fps=60.0)
+    assert both["sparc"] == pytest.approx(at_60, abs=1e-12) and both["truth_sparc"] == pytest.approx(at_60, abs=1e-12)
+
+
+def test_sparc_of_a_two_sample_speed_by_hand():
+    # speed 1, 1 zero-padded to 2^(1 + 4) = 32 samples: |V(k)| = |1 + exp(-2 pi i k / 32)| = 2 cos(pi k / 32),
+    # normalised cos(pi k / 32), at k * fps / 32 Hz; it stays >= 0.05 up to k = 15.
+    def arc(last):
+        m = np.cos(np.pi * np.arange(last + 1) / 32)
+        return -float(np.sum(np.hypot(1 / last, np.diff(m))))
+
+    assert sparc([1.0, 1.0], 32.0) == pytest.approx(arc(10), abs=1e-12)  # bin 10 lies on the 10 Hz cutoff
+    assert sparc([1.0, 1.0], 20.0) == pytest.approx(arc(15), abs=1e-12)  # bin 16 (10 Hz) is 0: the threshold cuts
+    assert sparc([1.0, 1.0], 200.0) == pytest.approx(arc(1), abs=1e-12)  # 6.25 Hz in, 12.5 Hz out
+    assert math.isnan(sparc([1.0, 1.0], 400.0))  # 12.5 Hz is the first bin: only 0 Hz is in the band
+
+
+def test_ldlj_of_constant_velocity_and_of_a_nearly_straight_path():
+    assert log_dimensionless_jerk(np.arange(10.0)[:, None], 30.0) == math.inf  # no jerk at all
+    # x = 0, 1, 2, 3.1: third difference 0.1, path length 3.1, D = 3 frames; DLJ = 3^5 * 0.1^2 / 3.1^2
+    # = 0.253 (< 1: LDLJ > 0), whatever the fps
+    expected = -math.log(243 * 0.01 / 3.1**2)
+    for fps in (1.0, 30.0):
+        assert log_dimensionless_jerk(np.array([[0.0], [1.0], [2.0], [3.1]]), fps) == pytest.approx(expected, rel=1e-12)
+
+
+def test_replan_discontinuity_when_the_old_chunk_outlasts_the_new_one():
+    old = np.arange(10.0)[:, None] + 10.0  # frames 10..19, value = frame
+    new = np.array([[12.0], [14.0], [14.0], [15.5]])  # frames 12..15: off by 0, 1, 0, 0.5
+    assert replan_discontinuity(old, 10, new, 12) == 1.0
+    with pytest.raises(ValueError, match="2 chunks but 1 start frames; pass one start per chunk"):
+        replan_summary([old, new], [10])
+    assert set(replan_summary([old, new], [0, 10])) == {"replan_mean", "replan_max"}  # NaN, same keys
+
+
+def test_profile_of_half_width_zero_and_the_result_file_lists():
+    h = 3.0
+    x = (h * (np.arange(40) >= 20))[:, None]  # one jump between frames 19 and 20
+    zero = boundary_profiles(x, [20], half_width=0)  # offset 0 only: |first|, |second|, |third| difference h
+    assert [zero[k].tolist() for k in ("profile_speed", "profile_acc", "profile_jerk")] == [[h], [h], [h]]
+    lists = boundary_profile_lists(x, [20], "truth_")
+    assert set(lists) == {"truth_profile_speed", "truth_profile_acc", "truth_profile_jerk"}
+    assert lists["truth_profile_acc"] == [0.0] * 15 + [h, h] + [0.0] * 14
+    assert type(lists["truth_profile_acc"][0]) is float
+    assert lists["truth_profile_jerk"] == [0.0] * 15 + [h, 2 * h, h] + [0.0] * 13
+    assert lists["truth_profile_speed"] == [0.0] * 15 + [h] + [0.0] * 15
+    narrow = boundary_profile_lists(x, [20], half_width=10)
+    assert narrow["profile_acc"] == [0.0] * 10 + [h, h] + [0.0] * 9
+    # 31 frames fill the window; 30 are shorter than it: NaN lists of the window's length, not an error
+    assert boundary_profile_lists(x[:31], [20])["profile_acc"][15:17] == [h, h]
+    short = boundary_profile_lists(x[:30], [20])
+    assert set(short) == {"profile_speed", "profile_acc", "profile_jerk"}
+    assert all(len(v) == 31 and all(math.isnan(f) for f in v) for v in short.values())

@@ -119,3 +119,113 @@ def test_non_inferiority_needs_the_whole_interval_inside_the_margin():
         non_inferior(Estimate(0, 0, 0), -0.25, lower_is_better=True)
     with pytest.raises(ValueError, match="must be < 0"):
         non_inferior(Estimate(0, 0, 0), 0.05, lower_is_better=False)
+
+
+# t quantiles with closed forms: df 1 is Cauchy, t = tan(pi (p - 1/2)); df 2: t = (2p - 1) / sqrt(2p (1 - p)).
+T1 = math.tan(0.475 * math.pi)
+T2 = 0.95 / math.sqrt(2 * 0.975 * 0.025)
+
+
+def test_episode_dominated_interval_with_residuals_by_hand():
+    # rows 4, 5 -> var 1/2, /S: A = 1/4 (df 1); columns 0.5, 5, 8 -> var 28.5 / 2 = 14.25, /E: B = 4.75
+    # (df 2); residuals 0, -0.5, 0.5 and 0, 0.5, -0.5 -> mean square 1 / 2, /(S E): R = 1/12 (df 2).
+    # V = 1/4 + 4.75 - 1/12 = 59/12; the seeds carry 5%: Satterthwaite over all three mean squares.
+    est = mean_interval([[0.0, 4.0, 8.0], [1.0, 6.0, 8.0]])
+    variance = 59 / 12
+    df = variance**2 / (0.25**2 / 1 + 4.75**2 / 2 + (1 / 12) ** 2 / 2)
+    assert est.mean == 4.5 and est.seeds_measured is True
+    assert est.df == pytest.approx(df, rel=1e-12)
+    assert est.high - est.mean == pytest.approx(stats.t.ppf(0.975, df) * math.sqrt(variance), rel=1e-12)
+
+
+def test_a_negative_variance_estimate_is_floored_at_its_largest_source():
+    # rows 4, 4 -> A = 0 (df 1); columns 1, 4, 7 -> var 9, B = 3 (df 2); residuals -1, 0, 1 and 1, 0, -1
+    # -> mean square 4 / 2 = 2, R = 2/6 = 1/3 (df 2). A + B - R = 8/3 is less than the episode term
+    # alone, so V = 3; df = 3^2 / (0^2 / 1 + 3^2 / 2 + (1/3)^2 / 2).
+    est = mean_interval([[0.0, 4.0, 8.0], [2.0, 4.0, 6.0]])
+    df = 9.0 / (4.5 + 1 / 18)
+    assert est.df == pytest.approx(df, rel=1e-12)
+    assert est.high - est.mean == pytest.approx(stats.t.ppf(0.975, df) * math.sqrt(3.0), rel=1e-12)
+
+
+def test_seeds_carrying_exactly_half_the_variance_use_their_own_df():
+    # rows 1, 3 and columns 1, 3: A = B = 1, no residual; V = 2 and the seed share is exactly 1/2:
+    # df = S - 1 = 1 (Satterthwaite would give 2^2 / (1 + 1) = 2).
+    est = mean_interval([[0.0, 2.0], [2.0, 4.0]])
+    assert est.df == 1.0
+    assert est.high - est.mean == pytest.approx(T1 * math.sqrt(2.0), rel=1e-12)
+
+
+def test_degenerate_grids():
+    one = mean_interval([[2.0]])  # one cell: no spread to estimate
+    assert one.mean == 2.0 and math.isnan(one.low) and math.isnan(one.high) and math.isnan(one.df)
+    assert one.seeds_measured is False
+    # one episode, two seeds: the seed term alone, var(1, 3) / 2 = 1 on 1 df
+    est = mean_interval([[1.0], [3.0]])
+    assert (est.mean, est.df, est.seeds_measured) == (2.0, 1.0, True)
+    assert est.high == pytest.approx(2.0 + T1, rel=1e-12)
+    # a 1-D array is one seed's episodes
+    assert mean_interval([0.0, 1.0, 2.0, 3.0]) == mean_interval([[0.0, 1.0, 2.0, 3.0]])
+    # no episode finite for every seed: no estimate
+    nothing = [[math.nan, 1.0], [2.0, math.nan]]
+    for none in (mean_interval(nothing), difference_interval(nothing[:1], nothing[1:])):
+        assert math.isnan(none.mean) and math.isnan(none.low) and math.isnan(none.high)
+    # constant values: zero width on infinite df, and one seed still says it measured no seeds
+    flat = mean_interval(np.full((1, 4), 2.5))
+    assert (flat.low, flat.high, flat.df, flat.seeds_measured) == (2.5, 2.5, math.inf, False)
+
+
+def test_difference_on_one_episode_and_which_differences_measured_seeds():
+    # one episode: the two seed terms only, var(1, 3) / 2 = 1 and var(0, 2) / 2 = 1: V = 2,
+    # df = 2^2 / (1^2 / 1 + 1^2 / 1) = 2
+    d = difference_interval([[1.0], [3.0]], [[0.0], [2.0]])
+    assert d.mean == 1.0 and d.df == pytest.approx(2.0, rel=1e-12)
+    assert d.high == pytest.approx(1.0 + T2 * math.sqrt(2.0), rel=1e-12)
+    grid = np.array([[1.0, 2.0, 4.0], [2.0, 2.5, 3.0]])
+    assert difference_interval(grid, grid[:1] + 1.0).seeds_measured is False  # the baseline has one seed
+    assert difference_interval(grid[:1], grid).seeds_measured is False  # the variant has one seed
+    assert difference_interval(grid, grid + 1.0).seeds_measured is True
+
+
+def test_paired_difference_of_success_flags_by_hand():
+    # Yes/no per episode; the cell-wise difference is [[0, 1, 0, 0], [1, 0, 0, 0]]: mean 1/4.
+    # rows 1/4, 1/4 -> A = 0; columns 1/2, 1/2, 0, 0 -> var 1/12, B = 1/48 (df 3); residuals
+    # -1/2, 1/2, 0, 0 and 1/2, -1/2, 0, 0 -> mean square 1/3, R = 1/24 (df 3). A + B - R < 0: V = B,
+    # df = B^2 / (B^2 / 3 + R^2 / 3) = 3/5.
+    variant = np.array([[True, True, False, True], [True, False, True, True]])
+    baseline = np.array([[True, False, False, True], [False, False, True, True]])
+    d = difference_interval(variant, baseline, paired_seeds=True)
+    assert d.mean == 0.25 and d.df == pytest.approx(0.6, rel=1e-12)
+    assert d.high - d.mean == pytest.approx(stats.t.ppf(0.975, 0.6) / math.sqrt(48), rel=1e-12)
+
+
+def test_paired_difference_uses_the_confidence_asked_for_and_names_the_row_counts():
+    rng = np.random.default_rng(5)
+    base = rng.normal(0, 1, (3, 6))
+    variant = base + rng.normal(0, 0.1, (3, 6))
+    at_90 = difference_interval(variant, base, paired_seeds=True, confidence=0.9)
+    assert at_90 == mean_interval(variant - base, confidence=0.9)
+    assert at_90.high - at_90.low < mean_interval(variant - base).high - mean_interval(variant - base).low
+    with pytest.raises(ValueError, match="need the same seeds: 2 vs 3 rows"):
+        difference_interval(variant[:2], base, paired_seeds=True)
+
+
+def test_an_interval_that_reaches_zero_contains_it():
+    # a difference of exactly 0 on every cell is not a finding, whichever way is better
+    zero = difference_interval(np.ones((3, 4)), np.ones((3, 4)), paired_seeds=True)
+    assert (zero.low, zero.high) == (0.0, 0.0)
+    assert verdict(zero, lower_is_better=True) == verdict(zero, lower_is_better=False) == "not distinguishable"
+    assert verdict(Estimate(0.5, 0.0, 1.0), lower_is_better=True) == "not distinguishable"
+    assert verdict(Estimate(-0.5, -1.0, 0.0), lower_is_better=True) == "not distinguishable"
+    # one bound undefined: no verdict, though the other bound excludes 0
+    assert verdict(Estimate(1.0, 0.5, math.nan), lower_is_better=True) == "not distinguishable"
+
+
+def test_non_inferiority_is_strict_at_the_margin_and_a_zero_margin_is_refused():
+    assert not non_inferior(Estimate(0.1, 0.0, 0.25), 0.25, lower_is_better=True)  # reaches the margin
+    assert not non_inferior(Estimate(0.0, -0.05, 0.1), -0.05, lower_is_better=False)
+    assert not non_inferior(Estimate(0.0, math.nan, 0.1), 0.25, lower_is_better=True)  # a bound undefined
+    with pytest.raises(ValueError, match="must be > 0, got 0.0"):
+        non_inferior(Estimate(0, 0, 0), 0.0, lower_is_better=True)
+    with pytest.raises(ValueError, match="must be < 0, got 0.0"):
+        non_inferior(Estimate(0, 0, 0), 0.0, lower_is_better=False)

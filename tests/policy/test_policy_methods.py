@@ -143,6 +143,31 @@ def test_bspline_head_output_is_piecewise_cubic_and_interpolates_its_ends():
     assert fourth[same_span].abs().max() < 1e-9 < fourth[~same_span].abs().max()
 
 
+def test_bspline_basis_hand_values():
+    # Four control points of a cubic leave no interior knot: the basis is Bernstein's,
+    # (1-u)^3, 3u(1-u)^2, 3u^2(1-u), u^3; at u = 1/3 that is 8, 12, 6, 1 over 27.
+    bernstein = np.array([[27, 0, 0, 0], [8, 12, 6, 1], [1, 6, 12, 8], [0, 0, 0, 27]]) / 27
+    assert bspline_basis(4, 4) == pytest.approx(bernstein, abs=1e-15)
+    # Five: knots 0,0,0,0, 1/2, 1,1,1,1, and sample 2 of C = 5 lies on the interior knot. Cox-de Boor
+    # there: N_3,1 = 1; N_2,2 = N_3,2 = 1/2; N_1,3 = 1/4, N_2,3 = 1/2, N_3,3 = 1/4.
+    on_knot = bspline_basis(5, 5)
+    assert on_knot[2] == pytest.approx(np.array([0.0, 0.25, 0.5, 0.25, 0.0]), abs=1e-15)
+    assert on_knot.sum(axis=1) == pytest.approx(np.ones(5), abs=1e-15)  # partition of unity on the knot too
+    # Degree 2, three control points: the quadratic Bernstein basis, 1/4, 1/2, 1/4 at u = 1/2.
+    quadratic = np.array([[1.0, 0.0, 0.0], [0.25, 0.5, 0.25], [0.0, 0.0, 1.0]])
+    assert bspline_basis(3, 3, degree=2) == pytest.approx(quadratic, abs=1e-15)
+    # Chunks of one and two steps: the first sample is the first control point, the last the last.
+    assert bspline_basis(1, 4) == pytest.approx(np.array([[1.0, 0.0, 0.0, 0.0]]))
+    assert bspline_basis(2, 4) == pytest.approx(np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]))
+
+
+def test_basis_refuses_too_few_spline_coefficients_and_unknown_kinds():
+    with pytest.raises(ValueError, match="a degree-3 B-spline needs at least 4 coefficients, got 3"):
+        bspline_basis(30, 3)
+    with pytest.raises(ValueError, match="unknown chunk basis 'fourier'; expected 'dct' or 'bspline'"):
+        chunk_basis("fourier", 30, 4)
+
+
 # ------------------------------------------------------------------ perturbed prefix, re-anchoring
 
 

@@ -1,7 +1,7 @@
 """The README's results section, generated from a committed experiment report (never by hand).
 
     python -m lerobot_policy_act_smooth.experiments.readme_results \
-        --report=docs/results/cpu/report.md --readme=README.md [--check=true]
+        --report=docs/results/cpu-recipe/report.md --readme=README.md [--check=true]
 
 Copies the report's "Results with 95% intervals" section (table, paired differences, generated
 reading, convergence criteria, the methods' goal) between the README's markers
@@ -27,7 +27,7 @@ SECTION = "## Results with 95% intervals"
 @dataclass
 class ReadmeResultsConfig:
     # The report.md whose results section the README shows.
-    report: str = "docs/results/cpu/report.md"
+    report: str = "docs/results/cpu-recipe/report.md"
     # The README to update between its markers.
     readme: str = "README.md"
     # Only compare: exit 1 when the README's section differs from the generated one.
