@@ -5,6 +5,7 @@ values the tests choose, so that every number of the report can be worked out by
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from lerobot_policy_act_smooth.evaluation.closed_loop_results import summarize
@@ -13,6 +14,11 @@ from lerobot_policy_act_smooth.experiments.plan import TrialSpec
 from lerobot_policy_act_smooth.experiments.trial import DONE_FILE
 
 PROFILE_LENGTH = 2 * PROFILE_HALF_WIDTH + 1  # offsets -15 .. +15
+
+# Closed-form t quantiles and the episode split the hand-made trials use.
+T_975_DF1 = math.tan(math.pi * 0.475)  # t quantile, 1 df: the Cauchy quantile
+T_975_DF2 = 0.95 * math.sqrt(2 / (1 - 0.95**2))  # 2 df: F(t) = 1/2 + t / (2 sqrt(2 + t^2)) solved for t
+HELDOUT, VALIDATION, TEST = [10, 11, 12, 13], [10], [11, 12, 13]
 
 
 def profile(level: float, humps: dict[int, float] | None = None) -> list[float]:

@@ -19,11 +19,20 @@ from lerobot_policy_act_smooth.experiments.errors import PlanError
 from lerobot_policy_act_smooth.experiments.plan import plan_from_dict
 from lerobot_policy_act_smooth.experiments.report import TrialRecord
 from lerobot_policy_act_smooth.experiments.statistics import Estimate
-from report_fixtures import closed_loop_row, plan_raw, profile, replay_row, trial_spec, write_trial
+from report_fixtures import (
+    HELDOUT,
+    T_975_DF1,
+    T_975_DF2,
+    TEST,
+    VALIDATION,
+    closed_loop_row,
+    plan_raw,
+    profile,
+    replay_row,
+    trial_spec,
+    write_trial,
+)
 
-T_975_DF1 = math.tan(math.pi * 0.475)  # t quantile, 1 df: the Cauchy quantile
-T_975_DF2 = 0.95 * math.sqrt(2 / (1 - 0.95**2))  # 2 df: F(t) = 1/2 + t / (2 sqrt(2 + t^2)) solved for t
-HELDOUT, VALIDATION, TEST = [10, 11, 12, 13], [10], [11, 12, 13]
 SEEDS = [1, 2]
 
 

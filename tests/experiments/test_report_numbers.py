@@ -27,6 +27,11 @@ from lerobot_policy_act_smooth.experiments.results_table import (
 )
 from lerobot_policy_act_smooth.experiments.statistics import difference_interval, verdict
 from report_fixtures import (
+    HELDOUT,
+    T_975_DF1,
+    T_975_DF2,
+    TEST,
+    VALIDATION,
     closed_loop_row,
     plan_raw,
     profile,
@@ -36,9 +41,6 @@ from report_fixtures import (
     write_trial,
 )
 
-T_975_DF1 = math.tan(math.pi * 0.475)  # t quantile, 1 df: the Cauchy quantile
-T_975_DF2 = 0.95 * math.sqrt(2 / (1 - 0.95**2))  # 2 df: F(t) = 1/2 + t / (2 sqrt(2 + t^2)) solved for t
-HELDOUT, VALIDATION, TEST = [10, 11, 12, 13], [10], [11, 12, 13]
 
 
 def cells(line: str) -> list[str]:
