@@ -5,6 +5,7 @@
         [--dataset_root=PATH] [--dataset_repo_id=ID] [--dataset_seed=N] [--stages=NAME[,NAME]]
         [--evaluation_extra_episodes=0,1,2] [--dry_run=true [--step_time_s=S]]
     actsmooth-experiment report --output_dir=runs/cpu-small
+    actsmooth-experiment rescore --output_dir=runs/cpu [--replan=false]   older evaluations: add the new measures
     actsmooth-experiment validate --plan=paper [--dataset_root=PATH]
     actsmooth-experiment COMMAND --help      every flag of COMMAND
 
@@ -68,6 +69,15 @@ class RunConfig(ValidateConfig):
 
 
 @dataclass
+class RescoreConfig:
+    # The run folder whose finished evaluations gain the current scorers' missing measures.
+    output_dir: str = ""
+    # Also the replan discontinuity (needs each evaluation's chunks file: evaluations written
+    # before it existed are refused with this flag on; --replan=false leaves that measure out).
+    replan: bool = True
+
+
+@dataclass
 class ReportConfig:
     # The output_dir of a run.
     output_dir: str = ""
@@ -107,13 +117,26 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
-    if not argv or argv[0] not in ("run", "report", "validate"):
+    if not argv or argv[0] not in ("run", "report", "rescore", "validate"):
         print(USAGE, file=sys.stderr)
         return 2
     command, args = argv[0], argv[1:]
     from .plan import PlanError, load_plan, validate_plan
 
     try:
+        if command == "rescore":
+            cfg = _parse(RescoreConfig, command, args)
+            if not cfg.output_dir:
+                return _error("--output_dir is required")
+            from .rescore_run import RescoreRunError, rescore_run
+
+            try:
+                changed = rescore_run(cfg.output_dir, replan=cfg.replan)
+            except RescoreRunError as e:
+                return _error(f"{e} (nothing was rescored)")
+            print(f"rescore: {len(changed)} evaluation(s) gained the current measures"
+                  + "".join(f"\n  {p}" for p in changed))
+            return 0
         if command == "report":
             cfg = _parse(ReportConfig, command, args)
             if not cfg.output_dir:

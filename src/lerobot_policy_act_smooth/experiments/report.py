@@ -509,8 +509,8 @@ def interval_section(trials: dict[str, list[TrialRecord]], plan: Plan, winners: 
     profiles = variant_profiles(groups, test)
     if not profiles:
         lines += ["(No boundary profile, transition spike, SPARC or LDLJ: these evaluations were scored before "
-                  "those measures existed. Re-run them with this version, e.g. delete a trial's eval/ folder and "
-                  "DONE.json and run the plan again: training is kept, only the evaluations run.)", ""]
+                  "those measures existed. `actsmooth-experiment rescore --output_dir=...` adds them from each "
+                  "evaluation's trajectory files, then run the report again.)", ""]
     lines += measures_lines(groups, labels, test, profiles, variant_profiles(groups, test, "profile_speed"))
     lines += goal_lines(groups, labels, test, profiles, diffs_by_key, baseline_key, margins_from_plan(plan.evaluation))
     lines += u_a_split_lines(groups, labels, spec.test_episodes if spec else [], baseline_recs)
