@@ -11,6 +11,7 @@ closed-loop metrics use every closed-loop episode (simulator seeds no trial chos
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -47,14 +48,24 @@ HEADLINE = ["sc U_a", "sc spike", "CL act spike", "gt U_a", "gt MAE", "sc MAE", 
 
 
 def episode_rows(trial_dir: Path, done: dict | None, evaluation: str) -> list[dict] | None:
-    """The per-episode rows of one evaluation of a finished trial, or None when it has none."""
+    """The per-episode rows of one evaluation of a finished trial, or None when it has none.
+    Read-only: the same list is handed to every caller until the file changes."""
     ev = (done or {}).get("evaluations", {}).get(evaluation)
     if not ev or ev.get("status") != "ok":
         return None
     try:
-        return json.loads((trial_dir / ev["metrics"]).read_text()).get("episodes")
+        path = trial_dir / ev["metrics"]
+        stat = path.stat()
+        return _read_episodes(str(path), stat.st_mtime_ns, stat.st_size)
     except (OSError, json.JSONDecodeError, KeyError):
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_episodes(path: str, mtime_ns: int, size: int) -> list[dict] | None:
+    # A report builds dozens of grids from the same evaluation files (one per metric, profile and
+    # table); keyed by modification time and size, a rewritten file is read again.
+    return json.loads(Path(path).read_text()).get("episodes")
 
 
 # Where the U_a sits (issue 11): inside chunks (the +-2-frame boundary windows left out) and in
