@@ -144,9 +144,9 @@ def _die_with_parent() -> None:
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _popen(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+def _popen(cmd: list[str], env: dict[str, str], stdout: Any = subprocess.PIPE) -> subprocess.Popen:
     kwargs: dict[str, Any] = dict(
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, start_new_session=True
+        stdout=stdout, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, start_new_session=True
     )
     if sys.platform.startswith("linux"):
         kwargs["preexec_fn"] = _die_with_parent
@@ -190,16 +190,75 @@ class Progress:
             self._last = now
 
 
-class LossLog:
-    """Rows of loss.csv, kept consistent across resumed attempts."""
+class LogParser:
+    """Step and loss rows from lerobot-train's console lines, one attempt's lines at a time."""
 
-    def __init__(self, tdir: Path, resume_step: int, attempt: int):
+    def __init__(self, start_step: int, log_freq: int):
+        self.start_step = start_step
+        self.log_freq = log_freq
+        self.step = start_step
+        self.logged_step = start_step
+
+    def feed(self, line: str) -> tuple[bool, dict | None]:
+        """(whether the line told the step, the loss row it logged or None)."""
+        m_tqdm = None
+        for m_tqdm in _TQDM_RE.finditer(line):
+            pass
+        if m_tqdm:
+            self.step = self.start_step + int(m_tqdm.group(1))
+        m = _LOG_RE.search(line)
+        row = None
+        if m:
+            value, suffix = m.group(1), m.group(2)
+            # Below 1000 the step is printed exactly; above, it is rounded ("2K"), so count
+            # log lines instead: one every log_freq steps.
+            self.logged_step = int(value) if not suffix else (self.logged_step // self.log_freq + 1) * self.log_freq
+            self.step = max(self.step, self.logged_step)
+            lr = _LR_RE.search(line)
+            row = {"step": self.logged_step, "loss": _parse_float(m.group(3)),
+                   "lr": _parse_float(lr.group(1)) if lr else math.nan}
+        return bool(m_tqdm or m), row
+
+
+_ATTEMPT_RE = re.compile(r"^=== attempt (\d+) \S+ resume_from=(\w+):", re.MULTILINE)
+
+
+def loss_rows_from_log(text: str, log_freq: int) -> list[dict]:
+    """Every attempt's loss rows parsed again from train.log, each attempt's rows cut at the step
+    the next attempt resumed from. The trainer writes this file itself, so it holds every line
+    logged before a checkpoint even when the worker reading it was killed first."""
+    heads = list(_ATTEMPT_RE.finditer(text))
+    rows: list[dict] = []
+    for i, head in enumerate(heads):
+        start = 0 if head.group(2) == "None" else int(head.group(2))
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        rows = [r for r in rows if r["step"] <= start]
+        parser = LogParser(start, log_freq)
+        for line in text[head.end():end].splitlines():
+            _, row = parser.feed(line)
+            if row is not None:
+                rows.append({**row, "attempt": int(head.group(1))})
+    return rows
+
+
+class LossLog:
+    """Rows of loss.csv, kept consistent across resumed attempts: an interrupted attempt's rows up
+    to the checkpoint the next attempt resumes from, from loss.csv or, where a killed reader never
+    wrote them there, from train.log."""
+
+    def __init__(self, tdir: Path, resume_step: int, attempt: int, log_freq: int):
         self.path = tdir / "loss.csv"
-        self.rows = [r for r in read_loss_csv(tdir) if r["step"] <= resume_step]
+        rows = {int(r["step"]): r for r in read_loss_csv(tdir) if r["step"] <= resume_step}
+        log = tdir / "train.log"
+        if resume_step and log.is_file():
+            for r in loss_rows_from_log(log.read_text(), log_freq):
+                if r["step"] <= resume_step:
+                    rows.setdefault(int(r["step"]), r)
+        self.rows = [rows[k] for k in sorted(rows)]
         self.attempt = attempt
 
-    def add(self, step: int, loss: float, lr: float | None) -> None:
-        self.rows.append({"step": step, "loss": loss, "lr": lr if lr is not None else math.nan, "attempt": self.attempt})
+    def add(self, row: dict) -> None:
+        self.rows.append({**row, "attempt": self.attempt})
         self.write()
 
     def write(self) -> None:
@@ -209,6 +268,27 @@ class LossLog:
         for r in self.rows:
             w.writerow([int(r["step"]), r["loss"], r.get("lr", math.nan), int(r.get("attempt", 0))])
         atomic_write_text(self.path, buf.getvalue())
+
+
+def _follow(path: Path, offset: int, proc: subprocess.Popen, poll_s: float = 0.2):
+    """Lines appended to path from offset on, as they are written, until proc has exited and
+    every line it wrote has been read."""
+    with path.open("r", errors="replace") as f:
+        f.seek(offset)
+        pending = ""
+        while True:
+            exited = proc.poll() is not None
+            chunk = f.read()
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split("\n")
+                yield from lines
+            elif exited:
+                if pending:
+                    yield pending
+                return
+            else:
+                time.sleep(poll_s)
 
 
 def _parse_float(s: str) -> float:
@@ -237,48 +317,39 @@ def train(spec: TrialSpec, tdir: Path, progress: Progress, attempt: int, num_thr
         device_flag = [] if "policy.device" in spec.flags else [f"--policy.device={device}"]
         cmd = [sys.executable, "-m", module, *init_args(spec), *device_flag, f"--output_dir={train_dir}"]
     start_step = resume_step or 0
-    losses = LossLog(tdir, start_step, attempt)
-    losses.write()
     log_freq = int(spec.flags.get("log_freq", 200))
-    step = start_step
-    logged_step = start_step
+    losses = LossLog(tdir, start_step, attempt, log_freq)
+    losses.write()
+    parser = LogParser(start_step, log_freq)
     first_seen: tuple[int, float] | None = None
-    progress.update(force=True, phase="train", step=step, total=spec.steps, resumed_from=resume_step)
-    with (tdir / "train.log").open("a") as log:
+    progress.update(force=True, phase="train", step=start_step, total=spec.steps, resumed_from=resume_step)
+    log_path = tdir / "train.log"
+    with log_path.open("a") as log:
         log.write(f"\n=== attempt {attempt} {datetime.now(timezone.utc).isoformat(timespec='seconds')} "
                   f"resume_from={resume_step}: {' '.join(cmd)}\n")
         log.flush()
-        proc = _popen(cmd, _child_env(num_threads))
-        try:
-            for line in proc.stdout:
-                log.write(line if line.endswith("\n") else line + "\n")
-                m_tqdm = None
-                for m_tqdm in _TQDM_RE.finditer(line):
-                    pass
-                if m_tqdm:
-                    step = start_step + int(m_tqdm.group(1))
-                m = _LOG_RE.search(line)
-                if m:
-                    value, suffix = m.group(1), m.group(2)
-                    # Below 1000 the step is printed exactly; above, it is rounded ("2K"), so count
-                    # log lines instead: one every log_freq steps.
-                    logged_step = int(value) if not suffix else (logged_step // log_freq + 1) * log_freq
-                    step = max(step, logged_step)
-                    lr = _LR_RE.search(line)
-                    loss = _parse_float(m.group(3))
-                    losses.add(logged_step, loss, _parse_float(lr.group(1)) if lr else None)
-                    progress.update(loss=loss)
-                if m_tqdm or m:
-                    # Time per step measured from the first step seen (start-up time excluded).
-                    if first_seen is None and step > start_step:
-                        first_seen = (step, time.time())
-                    rate = None
-                    if first_seen is not None and step > first_seen[0]:
-                        rate = (time.time() - first_seen[1]) / (step - first_seen[0])
-                    progress.update(step=step, eta_s=rate * (spec.steps - step) if rate else None)
-            rc = proc.wait()
-        finally:
-            _kill_group(proc)
+        offset = log.tell()
+        # The trainer appends to train.log itself, so its lines reach the file even when this
+        # worker is killed before it has read them (a lost node): a resumed attempt recovers them.
+        proc = _popen(cmd, _child_env(num_threads), stdout=log)
+    try:
+        for line in _follow(log_path, offset, proc):
+            told_step, row = parser.feed(line)
+            if row is not None:
+                losses.add(row)
+                progress.update(loss=row["loss"])
+            if told_step:
+                step = parser.step
+                # Time per step measured from the first step seen (start-up time excluded).
+                if first_seen is None and step > start_step:
+                    first_seen = (step, time.time())
+                rate = None
+                if first_seen is not None and step > first_seen[0]:
+                    rate = (time.time() - first_seen[1]) / (step - first_seen[0])
+                progress.update(step=step, eta_s=rate * (spec.steps - step) if rate else None)
+        rc = proc.wait()
+    finally:
+        _kill_group(proc)
     if rc != 0:
         tail = (tdir / "train.log").read_text()[-2000:]
         raise TrialFailed(f"{spec.key}: lerobot-train exited with code {rc}; see {tdir / 'train.log'}\n{tail}")
