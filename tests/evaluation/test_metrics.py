@@ -289,3 +289,30 @@ def test_profile_of_half_width_zero_and_the_result_file_lists():
     short = boundary_profile_lists(x[:30], [20])
     assert set(short) == {"profile_speed", "profile_acc", "profile_jerk"}
     assert all(len(v) == 31 and all(math.isnan(f) for f in v) for v in short.values())
+
+
+def test_float32_and_unsigned_actions_are_measured_in_float64():
+    # The policy's predictions are float32: converted to float64 first, they give exactly the
+    # figures of their float64 copy (float32 variances differ in the 8th digit).
+    x = (100.0 + 0.01 * np.cumsum(np.random.default_rng(3).normal(size=(40, 6)), axis=0)).astype(np.float32)
+    for measure in (velocity_variance, acceleration_variance, mean_abs_velocity):
+        assert measure(x) == measure(x.astype(np.float64))
+    # uint8 positions 3, 1, 2, 0: v = -2, 1, -2 (uint8 arithmetic would wrap -2 to 254), mean -1,
+    # var = (1 + 4 + 1) / 2 = 3; a = 3, -3, var = 18; mu_v = 5 / 3.
+    ticks = np.array([[3], [1], [2], [0]], dtype=np.uint8)
+    assert velocity_variance(ticks) == pytest.approx(3.0)
+    assert acceleration_variance(ticks) == pytest.approx(18.0)
+    assert mean_abs_velocity(ticks) == pytest.approx(5 / 3)
+
+
+def test_sparc_is_nan_only_when_nothing_moved_not_when_the_first_bin_vanishes():
+    # speed 1, 0, 1, 0 without padding (4 samples): |V| = 2, 0, 2 at 0, 1, 2 Hz (fps 4), normalised
+    # 1, 0, 1. 0 Hz is not 0, so it is measured: bins 0 and 2 pass the threshold, the curve
+    # (0, 1), (1/2, 0), (1, 1) has arc length 2 sqrt(1/4 + 1) = sqrt(5).
+    assert sparc([1.0, 0.0, 1.0, 0.0], 4.0, padding_levels=0) == pytest.approx(-math.sqrt(5), abs=1e-12)
+
+
+def test_sparc_keeps_a_bin_exactly_at_the_amplitude_threshold():
+    # speed 21, 19 without padding: |V| = 40, 2 at 0 and 1 Hz (fps 2), normalised 1 and 2/40 = 0.05,
+    # the threshold itself: kept (>=), arc length hypot(1, 0.95). Dropping it leaves only 0 Hz: NaN.
+    assert sparc([21.0, 19.0], 2.0, padding_levels=0) == pytest.approx(-math.hypot(1.0, 0.95), abs=1e-12)
