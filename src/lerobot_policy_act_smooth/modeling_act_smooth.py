@@ -531,7 +531,8 @@ class ACTSmoothPolicy(PreTrainedPolicy):
             raise ValueError("act_smooth's RTC path takes a batch of one observation (one robot).")
         d = self._rtc.delay(inference_delay, kwargs.get("fps"))
         past, committed = self._rtc.prefix(prev_chunk_left_over, d, self._bootstrap_action(batch))
-        chunk = torch.cat([committed, self.predict_chunk_normalised(batch, past, committed)], dim=1)
+        policy_past, policy_committed = self._rtc.policy_prefix(past, committed)
+        chunk = torch.cat([committed, self.predict_chunk_normalised(batch, policy_past, policy_committed)], dim=1)
         self._rtc.remember(chunk)
         return chunk
 

@@ -13,7 +13,7 @@ own tick, which was already sent: act_smooth's a_0.
 
 Mapping onto act_smooth's prefix (normalised action space, batch of one):
 
-    d         = min(max(inference_delay, 1), D)     (a_0 is always committed; d > D is logged once)
+    d         = max(inference_delay, 1)              (a_0 is always committed)
     a_0       = the last action sent before the leftover (found in the chunks this policy returned:
                 the leftover is located in the last chunk by exact match)
     committed = [a_0, the first d - 1 leftover rows] (the actions of ticks t .. t+d-1, sent while
@@ -23,6 +23,12 @@ Mapping onto act_smooth's prefix (normalised action space, batch of one):
 
 so the engine's "drop the first real_delay rows" leaves exactly the predicted continuation of the
 prefix when real_delay = d.
+
+Beyond the trained delay (d > D, logged once): the policy takes D committed actions, so the d - D
+oldest committed rows are passed as the newest past (they will have been sent when the chunk
+arrives) and the last D as committed; the returned chunk still starts with all d committed rows,
+so the predicted actions start at tick t+d, where execution really is when they arrive
+(`RTCPrefixTracker.policy_prefix`; the closed loop's timeline does the same).
 
 Edge cases:
     leftover None (episode start, after reset): nothing was sent; no past, a_0 = the caller's
@@ -96,11 +102,20 @@ class RTCPrefixTracker:
             self._warn_once(
                 "delay",
                 f"act_smooth: inference latency of {requested} control periods exceeds D={self.max_delay}, "
-                f"the longest delay this policy was trained for ({budget}); using d={self.max_delay}. "
-                "Expect a jump at chunk boundaries; train with a larger length_prefix_future or run "
-                "inference on a faster device.",
+                f"the longest delay this policy was trained for ({budget}); the {requested - self.max_delay} "
+                "oldest committed actions are passed as past, so the observation is older than the policy "
+                "assumes. Train with a larger length_prefix_future or run inference on a faster device.",
             )
-        return min(max(requested, 1), self.max_delay)
+        return max(requested, 1)
+
+    def policy_prefix(self, past: Tensor, committed: Tensor) -> tuple[Tensor, Tensor]:
+        """(past [1, <=K, A], committed [1, min(d, D), A]) the policy is called with: the d - D oldest
+        committed actions become the newest past when d exceeds D."""
+        stale = committed.shape[1] - self.max_delay
+        if stale <= 0:
+            return past, committed
+        known = torch.cat([past, committed[:, :stale]], dim=1)
+        return known[:, max(known.shape[1] - self.past_length, 0) :], committed[:, stale:]
 
     def prefix(self, leftover: Tensor | None, d: int, bootstrap: Tensor) -> tuple[Tensor, Tensor]:
         """(past [1, k, A], committed [1, d, A]) for the next call; bootstrap [1, A] is a_0's fallback."""

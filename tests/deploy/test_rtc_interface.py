@@ -128,19 +128,28 @@ def test_delay_zero_still_commits_a0():
     torch.testing.assert_close(chunk[0, 0], engine.executed[-1], atol=0, rtol=0)
 
 
-def test_delay_beyond_D_uses_D_and_logs_once(caplog):
+def test_delay_beyond_D_passes_the_oldest_committed_actions_as_past_and_logs_once(caplog):
+    # D = 2, K = 4: a call at delay 5 commits a_0 + 4 leftover rows; the policy is called with the
+    # 3 oldest of them appended to the past and the last 2 as committed, and the returned chunk
+    # starts with all 5 committed rows, so its predictions start where execution will be.
     policy = tiny_policy()
     engine = Engine(policy)
     engine.infer(observation(0), delay=0)
-    engine.pop(1)
+    engine.pop(3)
+    batch = observation(1)
+    left = engine.queue.get_left_over()
+    sent = list(engine.executed)
     with caplog.at_level(logging.WARNING):
-        left = engine.queue.get_left_over()
-        _, chunk = engine.infer(observation(1), delay=5, real_delay=2)
-        engine.infer(observation(2), delay=7, real_delay=2)
-    assert chunk.shape[1] == 2 + 8  # d = D = 2
-    torch.testing.assert_close(chunk[0, 1], left[0], atol=0, rtol=0)
+        _, chunk = engine.infer(batch, delay=5)
+        engine.pop(2)
+        engine.infer(observation(2), delay=7)
+    committed = torch.cat([sent[-1].unsqueeze(0), left[:4]]).unsqueeze(0)
+    assert chunk.shape[1] == 5 + 8
+    torch.testing.assert_close(chunk[:, :5], committed, atol=0, rtol=0)
+    past = (sent[:-1] + [committed[0, i] for i in range(3)])[-4:]
+    torch.testing.assert_close(chunk[:, 5:], expected_tail(policy, batch, past, committed[:, 3:]), atol=TOL, rtol=0)
     messages = [r.getMessage() for r in caplog.records if "exceeds D=2" in r.getMessage()]
-    assert len(messages) == 1 and "66.7 ms at 30 fps" in messages[0]
+    assert len(messages) == 1 and "66.7 ms at 30 fps" in messages[0] and "passed as past" in messages[0]
 
 
 def test_episode_start_holds_the_bootstrap_action():
