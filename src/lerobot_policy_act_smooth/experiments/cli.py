@@ -6,6 +6,8 @@
         [--evaluation_extra_episodes=0,1,2] [--dry_run=true [--step_time_s=S]]
     actsmooth-experiment report --output_dir=runs/cpu-small
     actsmooth-experiment rescore --output_dir=runs/cpu [--replan=false]   older evaluations: add the new measures
+    actsmooth-experiment latency --output_dir=runs/cpu [--latencies_ms=0,33,...,500] [--variants=baseline,...]
+        [--episodes=20] [--seed=1000] [--jobs=2] [--dry_run=true]   closed-loop latency sweep (docs/deployment.md)
     actsmooth-experiment validate --plan=paper [--dataset_root=PATH]
     actsmooth-experiment COMMAND --help      every flag of COMMAND
 
@@ -117,13 +119,21 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
-    if not argv or argv[0] not in ("run", "report", "rescore", "validate"):
+    if not argv or argv[0] not in ("run", "report", "rescore", "validate", "latency"):
         print(USAGE, file=sys.stderr)
         return 2
     command, args = argv[0], argv[1:]
     from .plan import PlanError, load_plan, validate_plan
 
     try:
+        if command == "latency":
+            from .latency_sweep import LatencyConfig, SweepError, run_latency_sweep
+
+            cfg = _parse(LatencyConfig, command, args)
+            try:
+                return run_latency_sweep(cfg)
+            except SweepError as e:
+                return _error(f"{e} (nothing was started)")
         if command == "rescore":
             cfg = _parse(RescoreConfig, command, args)
             if not cfg.output_dir:
