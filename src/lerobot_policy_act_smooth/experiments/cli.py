@@ -2,7 +2,7 @@
 
     actsmooth-experiment run --plan=cpu-small --output_dir=runs/cpu-small [--ray_address=HOST:6379]
         [--max_concurrent_trials=N] [--cpus_per_trial=N] [--gpus_per_trial=N]
-        [--dataset_root=PATH] [--dataset_repo_id=ID] [--dataset_seed=N] [--stages=NAME[,NAME]]
+        [--dataset_root=PATH] [--dataset_repo_id=ID] [--dataset_seed=N] [--seeds=N,N,...] [--stages=NAME[,NAME]]
         [--evaluation_extra_episodes=0,1,2] [--dry_run=true [--step_time_s=S]]
     actsmooth-experiment report --output_dir=runs/cpu-small
     actsmooth-experiment rescore --output_dir=runs/cpu [--replan=false]   older evaluations: add the new measures
@@ -39,6 +39,9 @@ class ValidateConfig:
     dataset_repo_id: str | None = None
     # Seed of the simulated dataset the plan generates (replaces [dataset.generate] seed).
     dataset_seed: int | None = None
+    # Training seeds, comma-separated (replaces the plan's `seeds`; stages with their own keep
+    # them). Trials of seeds already in output_dir are reused.
+    seeds: str | None = None
     # Run only these stages (comma-separated) and the stages they depend on.
     stages: str | None = None
     # Episodes also replayed, besides the held-out ones, and reported apart as trained-on
@@ -194,11 +197,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def apply_overrides(plan, cfg: ValidateConfig) -> None:
     """The command line's changes to the plan, each checked (PlanError) before anything starts."""
-    from .overrides import apply_dataset_overrides, select_stages, set_dataset_seed, set_extra_eval_episodes
+    from .overrides import (apply_dataset_overrides, select_stages, set_dataset_seed, set_extra_eval_episodes,
+                            set_training_seeds)
 
     apply_dataset_overrides(plan, cfg.dataset_root, cfg.dataset_repo_id)
     if cfg.dataset_seed is not None:
         set_dataset_seed(plan, cfg.dataset_seed, cfg.dataset_root)
+    if cfg.seeds is not None:
+        set_training_seeds(plan, cfg.seeds)
     if cfg.stages is not None:
         select_stages(plan, cfg.stages)
     if cfg.evaluation_extra_episodes is not None:
