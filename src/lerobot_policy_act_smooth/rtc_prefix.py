@@ -47,6 +47,12 @@ line {"episode", "call", "frame", "time", "inference_delay", "d", "past", "lefto
 sent; null when the leftover was not this policy's); "time" is time.time() when the chunk is
 handed back; "policy_ms" the policy's own share of the call, without the engine's pre/post-
 processing. `actsmooth-score --chunk_log=<file>` reads the chunk boundaries from it.
+
+Simulated latency: with ACTSMOOTH_RTC_LATENCY_MS=<ms>, every RTC call returns no sooner than that
+many milliseconds after it started (the policy waits out the rest), so that `lerobot-rollout` on
+the simulated arm meets a real latency beyond what this machine's inference takes; the engine
+measures it like any other (its d = ceil of the worst call time, pre- and postprocessing
+included, over the control period).
 """
 
 from __future__ import annotations
@@ -62,6 +68,21 @@ from torch import Tensor
 logger = logging.getLogger(__name__)
 
 CHUNK_LOG_ENV = "ACTSMOOTH_CHUNK_LOG"
+LATENCY_ENV = "ACTSMOOTH_RTC_LATENCY_MS"
+
+
+def simulated_latency_s() -> float:
+    """ACTSMOOTH_RTC_LATENCY_MS in seconds (0 when unset)."""
+    text = os.environ.get(LATENCY_ENV, "").strip()
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{LATENCY_ENV} must be a number of milliseconds >= 0, got {text!r}: unset it or give e.g. 200")
+    return value / 1000.0
 
 
 class RTCPrefixTracker:
@@ -72,6 +93,7 @@ class RTCPrefixTracker:
         self.max_delay = max_delay
         self._warned: set[str] = set()
         self._log_path = os.environ.get(CHUNK_LOG_ENV) or None
+        self._latency_s = simulated_latency_s()
         self._episode = -1
         self._call = 0
         self._sent_in_episode: int | None = 0  # actions sent this episode up to a_0 (None: unknown)
@@ -180,6 +202,10 @@ class RTCPrefixTracker:
         self._before_chunk = self._pending_before
         self._first_sent_row = self._pending_first_sent_row
         self._chunk = returned_chunk[0].detach().clone()
+        policy_ms = (time.perf_counter() - self._started) * 1000
+        wait = self._latency_s - (time.perf_counter() - self._started)
+        if wait > 0:
+            time.sleep(wait)
         if self._log_path:
             record = {
                 "episode": self._episode,
@@ -188,7 +214,8 @@ class RTCPrefixTracker:
                 **self._record,
                 "past": len(self._before_chunk),
                 "chunk_rows": len(self._chunk),
-                "policy_ms": (time.perf_counter() - self._started) * 1000,
+                "policy_ms": policy_ms,
+                "returned_ms": (time.perf_counter() - self._started) * 1000,
             }
             with open(self._log_path, "a") as log:
                 log.write(json.dumps(record) + "\n")

@@ -229,3 +229,24 @@ def test_sync_select_action_path_unchanged_by_rtc_calls():
         torch.testing.assert_close(a, b, atol=0, rtol=0)
     # Without RTC arguments predict_action_chunk still returns the C actions after the own prefix.
     assert policy.predict_action_chunk(batch).shape == (1, 8, 6)
+
+
+def test_simulated_latency_makes_every_rtc_call_last_at_least_that_long(monkeypatch):
+    import time
+
+    monkeypatch.setenv("ACTSMOOTH_RTC_LATENCY_MS", "150")
+    policy = tiny_policy()
+    policy.reset()
+    engine = Engine(policy)
+    for step in range(2):
+        started = time.perf_counter()
+        engine.infer(observation(step), delay=step)
+        assert time.perf_counter() - started >= 0.150
+        engine.pop(1)
+
+
+@pytest.mark.parametrize("value", ["fast", "-5", "inf"])
+def test_a_bad_simulated_latency_is_refused(monkeypatch, value):
+    monkeypatch.setenv("ACTSMOOTH_RTC_LATENCY_MS", value)
+    with pytest.raises(ValueError, match="ACTSMOOTH_RTC_LATENCY_MS must be a number of milliseconds >= 0"):
+        tiny_policy().reset()
