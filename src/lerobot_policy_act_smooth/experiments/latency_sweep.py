@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..provenance import atomic_write_json, atomic_write_text, run_metadata
+from .results_table import fmt_estimate
 from .statistics import Estimate, mean_interval
 
 SIM_EVAL_MODULE = "lerobot_policy_act_smooth.evaluation.sim_eval_cli"
@@ -268,14 +269,6 @@ def summarize(jobs: list[Job]) -> dict[str, dict[float, Cell]]:
     return out
 
 
-def _est(e: Estimate | None, digits: int = 3) -> str:
-    if e is None or not math.isfinite(e.mean):
-        return "-"
-    if not (math.isfinite(e.low) and math.isfinite(e.high)):
-        return f"{e.mean:.{digits}g}"
-    return f"{e.mean:.{digits}g} [{e.low:.{digits}g}, {e.high:.{digits}g}]"
-
-
 def goal_lines(cells: dict[str, dict[float, Cell]], latencies: list[float]) -> list[str]:
     """The issue's goal per act_smooth variant: success within 5 points and time within 10% of its
     own 0 ms figures at every latency, profile peak <= 1.5x the demonstrator's, and better time and
@@ -335,9 +328,9 @@ def report_text(cells: dict[str, dict[float, Cell]], latencies: list[float], mis
             if c is None:
                 lines.append(f"| {lat:g} | - | not evaluated | | | | |")
                 continue
-            peak = "-" if c.profile_peak is None else f"{_est(c.profile_peak)} @ {c.profile_peak_offset:+d}"
-            lines.append(f"| {lat:g} | {c.committed if c.committed else '-'} | {_est(c.success)} | {_est(c.time_s)} | "
-                         f"{c.u_a_ratio:.3g}x | {_est(c.sparc)} | {peak} |")
+            peak = "-" if c.profile_peak is None else f"{fmt_estimate(c.profile_peak)} @ {c.profile_peak_offset:+d}"
+            lines.append(f"| {lat:g} | {c.committed if c.committed else '-'} | {fmt_estimate(c.success)} | {fmt_estimate(c.time_s)} | "
+                         f"{c.u_a_ratio:.3g}x | {fmt_estimate(c.sparc)} | {peak} |")
         lines.append("")
     lines += ["## Goal", "", "One act_smooth variant whose success stays within 5 points and whose time to success stays "
               "within 10% of its own 0 ms figures at every latency, whose profile peak stays within 1.5x the "
