@@ -182,6 +182,12 @@ class ACTSmoothConfig(PreTrainedConfig):
                 f"length_prefix_future (D) must be >= 1, got {self.length_prefix_future}: a_0 is always "
                 "committed, so the smallest delay is 1."
             )
+        if self.length_prefix_future > self.chunk_size:
+            raise ValueError(
+                f"length_prefix_future (D={self.length_prefix_future}) must be <= chunk_size (C={self.chunk_size}): "
+                "with a delay longer than a chunk the arm runs out of actions before the next chunk arrives. "
+                "Lower --policy.length_prefix_future or raise --policy.chunk_size."
+            )
         if not 0.0 <= self.p_drop_obs <= 1.0:
             raise ValueError(f"p_drop_obs must be a probability in [0, 1], got {self.p_drop_obs}.")
         if self.feedforward_activation not in ("relu", "gelu"):

@@ -25,6 +25,7 @@ def test_action_delta_indices_cover_past_committed_and_chunk():
     "overrides, message",
     [
         ({"length_prefix_future": 0}, "length_prefix_future"),
+        ({"length_prefix_future": 9, "chunk_size": 8}, r"length_prefix_future \(D=9\) must be <= chunk_size \(C=8\)"),
         ({"length_prefix_past": -1}, "length_prefix_past"),
         ({"n_action_steps": 9, "chunk_size": 8}, "n_action_steps"),
         ({"p_drop_obs": -0.1}, "p_drop_obs"),
