@@ -7,7 +7,8 @@ figures (JSON, atomically) with a run.json next to them.
 --methods adds act_smooth variants with one training-only smoothing method each (docs/policy.md),
 timed in the same interleaved loop and reported against plain act_smooth:
 sampled (train_delays=sampled), dct / bspline (chunk_basis, --basis-size coefficients),
-perturb (p_prefix_perturb=--p), own (p_prefix_own=--p), join (prefix_join_horizon=10).
+perturb (p_prefix_perturb=--p), own (p_prefix_own=--p), join (prefix_join_horizon=10),
+d10 / d15 (trained for 333 / 500 ms of latency: length_prefix_future=10 / 15, sampled delays).
 
     .venv/bin/python benchmarks/bench_policy.py                # both configs
     .venv/bin/python benchmarks/bench_policy.py --configs lowdim --steps 5
@@ -33,7 +34,7 @@ from lerobot_policy_act_smooth.configuration_act_smooth import ACTSmoothConfig
 from lerobot_policy_act_smooth.modeling_act_smooth import ACTSmoothPolicy
 
 ACTION_DIM = 6
-METHODS = ("sampled", "dct", "bspline", "perturb", "own", "join")
+METHODS = ("sampled", "dct", "bspline", "perturb", "own", "join", "d10", "d15")
 
 
 def method_overrides(method: str, args) -> dict:
@@ -45,6 +46,8 @@ def method_overrides(method: str, args) -> dict:
         "perturb": {"p_prefix_perturb": args.p},
         "own": {"p_prefix_own": args.p},
         "join": {"prefix_join_horizon": min(10, args.chunk_size)},
+        "d10": {"length_prefix_future": 10, "train_delays": "sampled"},
+        "d15": {"length_prefix_future": 15, "train_delays": "sampled"},
     }[method]
 
 
@@ -79,7 +82,7 @@ def make_policies(config_name: str, args) -> dict[str, torch.nn.Module]:
     for name in ["act_smooth", *args.methods]:
         overrides = {} if name == "act_smooth" else method_overrides(name, args)
         torch.manual_seed(0)
-        config = ACTSmoothConfig(length_prefix_past=4, length_prefix_future=2, **common, **overrides)
+        config = ACTSmoothConfig(**{"length_prefix_past": 4, "length_prefix_future": 2, **overrides}, **common)
         policies[name] = ACTSmoothPolicy(config)
     return policies
 

@@ -31,7 +31,10 @@ class ACTSmoothConfig(PreTrainedConfig):
         chunk_size: C, the number of actions predicted per call.
         n_action_steps: actions executed from each chunk before the next one (<= chunk_size).
         normalization_mapping: normalisation mode per feature type (mean/std everywhere by default).
-        vision_backbone: torchvision ResNet name (resnet18, resnet34, ...) used for every camera.
+        vision_backbone: torchvision classification model whose convolutional trunk encodes every camera:
+            a ResNet (resnet18, the default, resnet34, ...; frozen batch norm as in ACT) or, for a CPU,
+            a lighter family such as mobilenet_v3_small, shufflenet_v2_x0_5 or regnet_x_400mf (its
+            layers up to the pooling/classifier, with its own normalisation).
         pretrained_backbone_weights: torchvision weights enum name, e.g. "ResNet18_Weights.IMAGENET1K_V1";
             None (`--policy.pretrained_backbone_weights=null`) trains the backbone from scratch, which is
             required offline.
@@ -155,8 +158,14 @@ class ACTSmoothConfig(PreTrainedConfig):
             raise
 
     def _validate(self) -> None:
-        if not self.vision_backbone.startswith("resnet"):
-            raise ValueError(f"vision_backbone must be a torchvision ResNet, got {self.vision_backbone!r}.")
+        import torchvision
+
+        if self.vision_backbone not in torchvision.models.list_models(module=torchvision.models):
+            raise ValueError(
+                f"vision_backbone {self.vision_backbone!r} is not a torchvision classification model: choose e.g. "
+                "resnet18, mobilenet_v3_small, shufflenet_v2_x0_5 or regnet_x_400mf "
+                "(torchvision.models.list_models(module=torchvision.models) lists them)."
+            )
         if self.n_obs_steps != 1:
             raise ValueError(f"Only n_obs_steps=1 is supported, got {self.n_obs_steps}.")
         if self.chunk_size < 1:
@@ -172,6 +181,12 @@ class ACTSmoothConfig(PreTrainedConfig):
             raise ValueError(
                 f"length_prefix_future (D) must be >= 1, got {self.length_prefix_future}: a_0 is always "
                 "committed, so the smallest delay is 1."
+            )
+        if self.length_prefix_future > self.chunk_size:
+            raise ValueError(
+                f"length_prefix_future (D={self.length_prefix_future}) must be <= chunk_size (C={self.chunk_size}): "
+                "with a delay longer than a chunk the arm runs out of actions before the next chunk arrives. "
+                "Lower --policy.length_prefix_future or raise --policy.chunk_size."
             )
         if not 0.0 <= self.p_drop_obs <= 1.0:
             raise ValueError(f"p_drop_obs must be a probability in [0, 1], got {self.p_drop_obs}.")

@@ -70,14 +70,33 @@ def sinusoid_2d(height: int, width: int, dim: int) -> Tensor:
     return torch.cat([y, x], dim=-1).reshape(height * width, dim)
 
 
+# Children of a torchvision classification model from which on it pools or classifies.
+_HEAD_CHILDREN = {"avgpool", "fc", "classifier", "heads", "head"}
+
+
+def _trunk_of(model: nn.Module) -> nn.Sequential:
+    children = []
+    for name, child in model.named_children():
+        if name in _HEAD_CHILDREN:
+            break
+        children.append(child)
+    return nn.Sequential(*children)
+
+
 def build_backbone(config: ACTSmoothConfig) -> tuple[nn.Module, int]:
-    """ResNet trunk without pooling/fc (output stride 32) and its output channel count."""
+    """The convolutional trunk of a torchvision classification model (a ResNet: without pooling and
+    fc, frozen batch norm as in ACT; any other family: its children up to the pooling/classifier,
+    with its own normalisation layers) and its output channel count. Every camera's image must
+    leave a feature map of at least 1 x 1."""
     try:
-        resnet = getattr(torchvision.models, config.vision_backbone)(
-            weights=config.pretrained_backbone_weights,
-            replace_stride_with_dilation=[False, False, config.replace_final_stride_with_dilation],
-            norm_layer=FrozenBatchNorm2d,
-        )
+        if config.vision_backbone.startswith("resnet"):
+            model = getattr(torchvision.models, config.vision_backbone)(
+                weights=config.pretrained_backbone_weights,
+                replace_stride_with_dilation=[False, False, config.replace_final_stride_with_dilation],
+                norm_layer=FrozenBatchNorm2d,
+            )
+        else:
+            model = torchvision.models.get_model(config.vision_backbone, weights=config.pretrained_backbone_weights)
     except (URLError, OSError, RuntimeError) as err:
         if config.pretrained_backbone_weights is None:
             raise
@@ -86,8 +105,28 @@ def build_backbone(config: ACTSmoothConfig) -> tuple[nn.Module, int]:
             f"(is this machine offline?): {err}. Train the backbone from scratch with "
             "--policy.pretrained_backbone_weights=null, or pre-download the torchvision weights."
         ) from err
-    trunk = nn.Sequential(*list(resnet.children())[:-2])
-    return trunk, resnet.fc.in_features
+    trunk = _trunk_of(model)
+    was_training = trunk.training
+    trunk.eval()
+    channels = None
+    with torch.no_grad():
+        for key, feature in config.image_features.items():
+            c, h, w = feature.shape
+            try:
+                out = trunk(torch.zeros(1, c, h, w))
+            except (RuntimeError, AssertionError, ValueError) as err:  # e.g. a transformer's shape check
+                out, reason = None, (str(err).splitlines() or [type(err).__name__])[0]
+            else:
+                reason = f"a feature map of shape {tuple(out.shape[1:])}"
+            if out is None or out.ndim != 4 or min(out.shape[2:]) < 1:
+                raise ValueError(
+                    f"vision_backbone {config.vision_backbone!r} leaves nothing usable of {key} at {h}x{w} ({reason}): "
+                    "give the camera a larger image, or choose a convolutional backbone that downsamples less "
+                    "(resnet18, mobilenet_v3_small, shufflenet_v2_x0_5, regnet_x_400mf)"
+                )
+            channels = out.shape[1]
+    trunk.train(was_training)
+    return trunk, int(channels)
 
 
 def _transformer_layer_kwargs(config: ACTSmoothConfig) -> dict:
@@ -531,7 +570,8 @@ class ACTSmoothPolicy(PreTrainedPolicy):
             raise ValueError("act_smooth's RTC path takes a batch of one observation (one robot).")
         d = self._rtc.delay(inference_delay, kwargs.get("fps"))
         past, committed = self._rtc.prefix(prev_chunk_left_over, d, self._bootstrap_action(batch))
-        chunk = torch.cat([committed, self.predict_chunk_normalised(batch, past, committed)], dim=1)
+        policy_past, policy_committed = self._rtc.policy_prefix(past, committed)
+        chunk = torch.cat([committed, self.predict_chunk_normalised(batch, policy_past, policy_committed)], dim=1)
         self._rtc.remember(chunk)
         return chunk
 

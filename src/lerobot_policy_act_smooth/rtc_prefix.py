@@ -13,7 +13,7 @@ own tick, which was already sent: act_smooth's a_0.
 
 Mapping onto act_smooth's prefix (normalised action space, batch of one):
 
-    d         = min(max(inference_delay, 1), D)     (a_0 is always committed; d > D is logged once)
+    d         = max(inference_delay, 1)              (a_0 is always committed)
     a_0       = the last action sent before the leftover (found in the chunks this policy returned:
                 the leftover is located in the last chunk by exact match)
     committed = [a_0, the first d - 1 leftover rows] (the actions of ticks t .. t+d-1, sent while
@@ -23,6 +23,12 @@ Mapping onto act_smooth's prefix (normalised action space, batch of one):
 
 so the engine's "drop the first real_delay rows" leaves exactly the predicted continuation of the
 prefix when real_delay = d.
+
+Beyond the trained delay (d > D, logged once): the policy takes D committed actions, so the d - D
+oldest committed rows are passed as the newest past (they will have been sent when the chunk
+arrives) and the last D as committed; the returned chunk still starts with all d committed rows,
+so the predicted actions start at tick t+d, where execution really is when they arrive
+(`RTCPrefixTracker.policy_prefix`; the closed loop's timeline does the same).
 
 Edge cases:
     leftover None (episode start, after reset): nothing was sent; no past, a_0 = the caller's
@@ -41,6 +47,12 @@ line {"episode", "call", "frame", "time", "inference_delay", "d", "past", "lefto
 sent; null when the leftover was not this policy's); "time" is time.time() when the chunk is
 handed back; "policy_ms" the policy's own share of the call, without the engine's pre/post-
 processing. `actsmooth-score --chunk_log=<file>` reads the chunk boundaries from it.
+
+Simulated latency: with ACTSMOOTH_RTC_LATENCY_MS=<ms>, every RTC call returns no sooner than that
+many milliseconds after it started (the policy waits out the rest), so that `lerobot-rollout` on
+the simulated arm meets a real latency beyond what this machine's inference takes; the engine
+measures it like any other (its d = ceil of the worst call time, pre- and postprocessing
+included, over the control period).
 """
 
 from __future__ import annotations
@@ -56,6 +68,21 @@ from torch import Tensor
 logger = logging.getLogger(__name__)
 
 CHUNK_LOG_ENV = "ACTSMOOTH_CHUNK_LOG"
+LATENCY_ENV = "ACTSMOOTH_RTC_LATENCY_MS"
+
+
+def simulated_latency_s() -> float:
+    """ACTSMOOTH_RTC_LATENCY_MS in seconds (0 when unset)."""
+    text = os.environ.get(LATENCY_ENV, "").strip()
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{LATENCY_ENV} must be a number of milliseconds >= 0, got {text!r}: unset it or give e.g. 200")
+    return value / 1000.0
 
 
 class RTCPrefixTracker:
@@ -66,6 +93,7 @@ class RTCPrefixTracker:
         self.max_delay = max_delay
         self._warned: set[str] = set()
         self._log_path = os.environ.get(CHUNK_LOG_ENV) or None
+        self._latency_s = simulated_latency_s()
         self._episode = -1
         self._call = 0
         self._sent_in_episode: int | None = 0  # actions sent this episode up to a_0 (None: unknown)
@@ -96,11 +124,20 @@ class RTCPrefixTracker:
             self._warn_once(
                 "delay",
                 f"act_smooth: inference latency of {requested} control periods exceeds D={self.max_delay}, "
-                f"the longest delay this policy was trained for ({budget}); using d={self.max_delay}. "
-                "Expect a jump at chunk boundaries; train with a larger length_prefix_future or run "
-                "inference on a faster device.",
+                f"the longest delay this policy was trained for ({budget}); the {requested - self.max_delay} "
+                "oldest committed actions are passed as past, so the observation is older than the policy "
+                "assumes. Train with a larger length_prefix_future or run inference on a faster device.",
             )
-        return min(max(requested, 1), self.max_delay)
+        return max(requested, 1)
+
+    def policy_prefix(self, past: Tensor, committed: Tensor) -> tuple[Tensor, Tensor]:
+        """(past [1, <=K, A], committed [1, min(d, D), A]) the policy is called with: the d - D oldest
+        committed actions become the newest past when d exceeds D."""
+        stale = committed.shape[1] - self.max_delay
+        if stale <= 0:
+            return past, committed
+        known = torch.cat([past, committed[:, :stale]], dim=1)
+        return known[:, max(known.shape[1] - self.past_length, 0) :], committed[:, stale:]
 
     def prefix(self, leftover: Tensor | None, d: int, bootstrap: Tensor) -> tuple[Tensor, Tensor]:
         """(past [1, k, A], committed [1, d, A]) for the next call; bootstrap [1, A] is a_0's fallback."""
@@ -165,6 +202,10 @@ class RTCPrefixTracker:
         self._before_chunk = self._pending_before
         self._first_sent_row = self._pending_first_sent_row
         self._chunk = returned_chunk[0].detach().clone()
+        policy_ms = (time.perf_counter() - self._started) * 1000
+        wait = self._latency_s - (time.perf_counter() - self._started)
+        if wait > 0:
+            time.sleep(wait)
         if self._log_path:
             record = {
                 "episode": self._episode,
@@ -173,7 +214,8 @@ class RTCPrefixTracker:
                 **self._record,
                 "past": len(self._before_chunk),
                 "chunk_rows": len(self._chunk),
-                "policy_ms": (time.perf_counter() - self._started) * 1000,
+                "policy_ms": policy_ms,
+                "returned_ms": (time.perf_counter() - self._started) * 1000,
             }
             with open(self._log_path, "a") as log:
                 log.write(json.dumps(record) + "\n")

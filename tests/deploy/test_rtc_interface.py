@@ -128,19 +128,28 @@ def test_delay_zero_still_commits_a0():
     torch.testing.assert_close(chunk[0, 0], engine.executed[-1], atol=0, rtol=0)
 
 
-def test_delay_beyond_D_uses_D_and_logs_once(caplog):
+def test_delay_beyond_D_passes_the_oldest_committed_actions_as_past_and_logs_once(caplog):
+    # D = 2, K = 4: a call at delay 5 commits a_0 + 4 leftover rows; the policy is called with the
+    # 3 oldest of them appended to the past and the last 2 as committed, and the returned chunk
+    # starts with all 5 committed rows, so its predictions start where execution will be.
     policy = tiny_policy()
     engine = Engine(policy)
     engine.infer(observation(0), delay=0)
-    engine.pop(1)
+    engine.pop(3)
+    batch = observation(1)
+    left = engine.queue.get_left_over()
+    sent = list(engine.executed)
     with caplog.at_level(logging.WARNING):
-        left = engine.queue.get_left_over()
-        _, chunk = engine.infer(observation(1), delay=5, real_delay=2)
-        engine.infer(observation(2), delay=7, real_delay=2)
-    assert chunk.shape[1] == 2 + 8  # d = D = 2
-    torch.testing.assert_close(chunk[0, 1], left[0], atol=0, rtol=0)
+        _, chunk = engine.infer(batch, delay=5)
+        engine.pop(2)
+        engine.infer(observation(2), delay=7)
+    committed = torch.cat([sent[-1].unsqueeze(0), left[:4]]).unsqueeze(0)
+    assert chunk.shape[1] == 5 + 8
+    torch.testing.assert_close(chunk[:, :5], committed, atol=0, rtol=0)
+    past = (sent[:-1] + [committed[0, i] for i in range(3)])[-4:]
+    torch.testing.assert_close(chunk[:, 5:], expected_tail(policy, batch, past, committed[:, 3:]), atol=TOL, rtol=0)
     messages = [r.getMessage() for r in caplog.records if "exceeds D=2" in r.getMessage()]
-    assert len(messages) == 1 and "66.7 ms at 30 fps" in messages[0]
+    assert len(messages) == 1 and "66.7 ms at 30 fps" in messages[0] and "passed as past" in messages[0]
 
 
 def test_episode_start_holds_the_bootstrap_action():
@@ -220,3 +229,24 @@ def test_sync_select_action_path_unchanged_by_rtc_calls():
         torch.testing.assert_close(a, b, atol=0, rtol=0)
     # Without RTC arguments predict_action_chunk still returns the C actions after the own prefix.
     assert policy.predict_action_chunk(batch).shape == (1, 8, 6)
+
+
+def test_simulated_latency_makes_every_rtc_call_last_at_least_that_long(monkeypatch):
+    import time
+
+    monkeypatch.setenv("ACTSMOOTH_RTC_LATENCY_MS", "150")
+    policy = tiny_policy()
+    policy.reset()
+    engine = Engine(policy)
+    for step in range(2):
+        started = time.perf_counter()
+        engine.infer(observation(step), delay=step)
+        assert time.perf_counter() - started >= 0.150
+        engine.pop(1)
+
+
+@pytest.mark.parametrize("value", ["fast", "-5", "inf"])
+def test_a_bad_simulated_latency_is_refused(monkeypatch, value):
+    monkeypatch.setenv("ACTSMOOTH_RTC_LATENCY_MS", value)
+    with pytest.raises(ValueError, match="ACTSMOOTH_RTC_LATENCY_MS must be a number of milliseconds >= 0"):
+        tiny_policy().reset()

@@ -11,6 +11,7 @@ import pytest
 from lerobot_policy_act_smooth.evaluation.async_timeline import (
     ChunkTimeline,
     committed_actions_for_latency,
+    hold_frames_for_latency,
     max_supported_latency_ms,
     run_timeline,
 )
@@ -159,3 +160,56 @@ def test_requests_keep_their_whole_chunk_including_the_discarded_actions():
     # act keeps the n_action_steps it executes and the C - n it never does.
     act, _, _ = run("act", 10, n_action_steps=4)
     assert act.requests[1].chunk[:, 0].tolist() == [200.0, 201.0, 202.0, 203.0, 204.0, 205.0]
+
+
+# ---------------------------------------------- latency beyond the trained D; the synchronous hold
+
+
+def test_latency_beyond_D_passes_the_oldest_committed_actions_as_past():
+    # d = 4 committed actions, a policy trained for D = 2, K = 3, C = 6. Hand-derived: the first
+    # d - D = 2 committed actions join the past (they will have been executed when the chunk
+    # arrives), the last 2 are the committed prefix, and the chunk still takes over at t + d.
+    timeline, predictor, executed = run("act_smooth", 16, delay=4, max_delay=2, past_length=3)
+    assert timeline.stale_frames == 2
+    assert predictor.calls == [
+        (0, [HOLD, HOLD], [HOLD, HOLD]),
+        (6, [101.0, 102.0, 103.0], [104.0, 105.0]),
+        (12, [201.0, 202.0, 203.0], [204.0, 205.0]),
+    ]
+    assert executed == [HOLD] * 4 + [100.0 + i for i in range(6)] + [200.0 + i for i in range(6)]
+    assert [(r.request_frame, r.past_frames, r.committed_frames, r.switch_frame) for r in timeline.requests] == [
+        (0, [0, 1], [2, 3], 4),
+        (6, [5, 6, 7], [8, 9], 10),
+        (12, [11, 12, 13], [14, 15], 16),
+    ]
+
+
+def test_latency_within_D_is_unchanged_by_max_delay():
+    within = run("act_smooth", 16, delay=2, max_delay=4, past_length=2)
+    plain = run("act_smooth", 16, delay=2, past_length=2)
+    assert within[1].calls == plain[1].calls and within[2] == plain[2]
+    assert within[0].stale_frames == 0
+
+
+@pytest.mark.parametrize(("latency_ms", "frames"), [(0, 0), (33.3, 1), (67, 3), (100, 3), (167, 6), (500, 15)])
+def test_synchronous_hold_is_ceil_of_latency_in_frames(latency_ms, frames):
+    assert hold_frames_for_latency(latency_ms, 30) == frames
+
+
+def test_synchronous_act_holds_its_last_action_while_each_chunk_is_computed():
+    # h = 2 frames per chunk: the arm holds the last executed action (the initial position
+    # before the first chunk), then executes n_action_steps = 4 of the chunk predicted at the
+    # request frame.
+    timeline, predictor, executed = run("act", 14, n_action_steps=4, hold_frames=2)
+    assert predictor.calls == [(0, [], []), (6, [], []), (12, [], [])]
+    assert executed == [HOLD, HOLD, 100.0, 101.0, 102.0, 103.0, 103.0, 103.0, 200.0, 201.0, 202.0, 203.0, 203.0, 203.0]
+    assert [(r.request_frame, r.switch_frame) for r in timeline.requests] == [(0, 2), (6, 8), (12, 14)]
+    assert timeline.executed_source == [-1, -1, 0, 0, 0, 0, -1, -1, 1, 1, 1, 1, -1, -1]
+    assert timeline.metric_boundaries(14) == [8]
+
+
+@pytest.mark.parametrize("kwargs", [dict(policy_type="act", hold_frames=-1),
+                                    dict(policy_type="act_smooth", delay=2, max_delay=0)])
+def test_bad_hold_or_max_delay_is_refused(kwargs):
+    with pytest.raises(ValueError, match="hold_frames|max_delay"):
+        ChunkTimeline(chunk_size=6, action_dim=A, **kwargs)

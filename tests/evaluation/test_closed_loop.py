@@ -170,9 +170,73 @@ def test_camera_policy_gets_rendered_images_of_its_size(tmp_path):
     assert out["settings"]["cameras"] == {"top": [24, 32]} or out["settings"]["cameras"] == {"top": (24, 32)}
 
 
-def test_latency_beyond_max_delay_names_the_largest_supported_latency(tmp_path):
-    with pytest.raises(SimEvalError, match=r"d=3 .* largest latency it supports is 66\.7 ms"):
-        run_sim_eval(config(tmp_path, latency_ms="80"), predictor=RampPredictor())
+def test_latency_beyond_D_runs_with_the_oldest_committed_action_as_past(tmp_path):
+    # 100 ms at 30 fps commits d = 3 actions; the stand-in was trained for D = 2 (C = 6, K = 2).
+    # Hand-derived: frame t's committed action t joins the past, t+1 .. t+2 are committed, and
+    # the chunk takes over at t + 3.
+    predictor = RampPredictor()
+    out = run_sim_eval(config(tmp_path, latency_ms="100"), predictor=predictor)
+    ep = out["episodes"][0]
+    got = [(r["request_frame"], r["committed_frames"], r["switch_frame"], r["past_frames"]) for r in ep["requests"]]
+    assert got == [(0, [1, 2], 3, [0]), (6, [7, 8], 9, [5, 6]), (12, [13, 14], 15, [11, 12]),
+                   (18, [19, 20], 21, [17, 18])]
+    assert out["settings"]["committed_actions"] == 3 and out["settings"]["stale_frames"] == 1
+    rows = [line.split(",") for line in trajectories(tmp_path / "run").splitlines()[1:]]
+    commanded = np.array([float(r[3]) for r in rows]).reshape(20, 6)
+    for call, (_, committed, _, past) in zip(predictor.calls[:3], got):
+        np.testing.assert_allclose(call["committed"][0], commanded[committed], atol=1e-5)
+        np.testing.assert_allclose(call["past"][0], commanded[past], atol=1e-5)
+
+
+def test_latency_beyond_the_chunk_names_the_largest_latency_and_writes_nothing(tmp_path):
+    with pytest.raises(SimEvalError, match=r"d=8 .* chunk size C=6.* largest latency this policy can run at is 200\.0 ms"):
+        run_sim_eval(config(tmp_path, latency_ms="250"), predictor=RampPredictor())
+    assert not any(tmp_path.iterdir())
+
+
+def test_synchronous_act_holds_for_the_latency_in_frames(tmp_path):
+    # 67 ms at 30 fps: h = ceil(2.01) = 3 frames held per chunk, then n_action_steps = 4 executed.
+    out = run_sim_eval(config(tmp_path, latency_ms="67", sync_hold=True), predictor=BackToBackActPredictor())
+    ep = out["episodes"][0]
+    assert [(r["request_frame"], r["switch_frame"]) for r in ep["requests"]] == [(0, 3), (7, 10), (14, 17)]
+    assert out["settings"]["sync_hold_frames"] == 3 and out["settings"]["latency_ms"] == 67.0
+    rows = [line.split(",") for line in trajectories(tmp_path / "run").splitlines()[1:]]
+    commanded = np.array([float(r[3]) for r in rows]).reshape(20, 6)
+    observed = np.array([float(r[4]) for r in rows]).reshape(20, 6)
+    np.testing.assert_allclose(commanded[0:3], np.tile(observed[0], (3, 1)), atol=1e-5)  # holds where it stands
+    np.testing.assert_array_equal(commanded[7:10], np.tile(commanded[6], (3, 1)))  # holds its last action
+    np.testing.assert_array_equal(commanded[14:17], np.tile(commanded[13], (3, 1)))
+
+
+def test_ema_filter_sends_the_filtered_commands_and_keeps_the_policys_prefix(tmp_path):
+    from lerobot_policy_act_smooth.evaluation.post_filter import ema_velocity_clip
+
+    # The ramp stand-in's chunks depend only on its prefix, so the unfiltered commands are the
+    # same in both runs: the filtered run must have sent exactly their filtered sequence.
+    plain = RampPredictor()
+    run_sim_eval(config(tmp_path, "plain"), predictor=plain)
+    filtered = RampPredictor()
+    out = run_sim_eval(config(tmp_path, "ema", ema_alpha=0.25, ema_max_delta=0.2), predictor=filtered)
+
+    def commanded(name):
+        rows = [line.split(",") for line in trajectories(tmp_path / name).splitlines()[1:]]
+        return np.array([float(r[3]) for r in rows]).reshape(20, 6)
+
+    raw = commanded("plain")
+    np.testing.assert_allclose(commanded("ema"), ema_velocity_clip(raw, 0.25, 0.2), atol=1e-5)
+    assert np.abs(np.diff(commanded("ema"), axis=0)).max() <= 0.2 + 1e-5
+    for a, b in zip(plain.calls, filtered.calls):
+        np.testing.assert_array_equal(a["committed"], b["committed"])
+    assert out["settings"]["ema_alpha"] == 0.25
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [(dict(ema_alpha=0.0), "alpha must be in"),
+                                                 (dict(ema_alpha=1.5), "alpha must be in"),
+                                                 (dict(ema_alpha=0.25, ema_max_delta=-1.0), "velocity clip"),
+                                                 (dict(latency_ms="-5"), "finite number >= 0")])
+def test_bad_latency_or_filter_is_refused_before_anything_runs(tmp_path, kwargs, message):
+    with pytest.raises(SimEvalError, match=message):
+        run_sim_eval(config(tmp_path, **kwargs), predictor=RampPredictor())
     assert not any(tmp_path.iterdir())
 
 

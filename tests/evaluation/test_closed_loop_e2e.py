@@ -50,8 +50,8 @@ def test_tiny_checkpoint_runs_end_to_end_and_repeats(tiny_act_smooth_checkpoint,
 
 
 def test_latency_and_threshold_errors_on_a_real_checkpoint(tiny_act_smooth_checkpoint, tmp_path, capsys):
-    assert run_cli(tiny_act_smooth_checkpoint, tmp_path / "x", "--latency_ms=70") == 2
-    assert "largest latency it supports is 66.7 ms" in capsys.readouterr().err
+    assert run_cli(tiny_act_smooth_checkpoint, tmp_path / "x", "--latency_ms=300") == 2
+    assert "largest latency this policy can run at is 266.7 ms" in capsys.readouterr().err  # C = 8
     assert run_cli(tiny_act_smooth_checkpoint, tmp_path / "x", "--threshold=9") == 2
     assert "between the committed actions d=2 and the chunk size C=8" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from lerobot_policy_act_smooth.experiments.cli import main
-from lerobot_policy_act_smooth.experiments.overrides import select_stages, set_dataset_seed
+from lerobot_policy_act_smooth.experiments.overrides import select_stages, set_dataset_seed, set_training_seeds
 from lerobot_policy_act_smooth.experiments.plan import PlanError, load_plan, validate_plan
 from lerobot_policy_act_smooth.experiments.runner import prepare_dataset
 from plan_helpers import plan_text, write_plan
@@ -110,3 +110,16 @@ def test_evaluation_episodes_outside_the_dataset(exp_dataset_root, tmp_path, cap
     assert main(["run", f"--plan={plan}", f"--output_dir={out}", "--evaluation_extra_episodes=0,x"]) == 2
     assert "--evaluation_extra_episodes" in _one_error(capsys)
     assert not out.exists()
+
+
+def test_seeds_flag_replaces_the_plans_seeds_and_keeps_a_stages_own(tmp_path, capsys):
+    plan = load_plan("cpu-recipe")
+    set_training_seeds(plan, "1000,1001,1002,1003,1004")
+    assert plan.stage_seeds(plan.stages["baseline"]) == [1000, 1001, 1002, 1003, 1004]
+    assert plan.stage_seeds(plan.stages["blending"]) == [1000, 1001, 1002, 1003, 1004]  # evaluates the baseline's
+    assert plan.stage_seeds(plan.stages["lr_sweep"]) == [1000]  # the stage names its own seed
+    assert plan.raw["seeds"] == [1000, 1001, 1002, 1003, 1004]
+    for bad, message in (("1000,1000", "repeats a seed"), ("", "names no seed"), ("10,x", "must be an integer")):
+        assert main(["run", "--plan=cpu-recipe", f"--output_dir={tmp_path / 'r'}", f"--seeds={bad}", "--dry_run=true"]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -25,11 +25,12 @@ def test_action_delta_indices_cover_past_committed_and_chunk():
     "overrides, message",
     [
         ({"length_prefix_future": 0}, "length_prefix_future"),
+        ({"length_prefix_future": 9, "chunk_size": 8}, r"length_prefix_future \(D=9\) must be <= chunk_size \(C=8\)"),
         ({"length_prefix_past": -1}, "length_prefix_past"),
         ({"n_action_steps": 9, "chunk_size": 8}, "n_action_steps"),
         ({"p_drop_obs": -0.1}, "p_drop_obs"),
         ({"p_drop_obs": 1.5}, "p_drop_obs"),
-        ({"vision_backbone": "vit_b_16"}, "vision_backbone"),
+        ({"vision_backbone": "resnet_magic"}, "not a torchvision classification model"),
     ],
 )
 def test_invalid_config_raises_clear_value_error(overrides, message):
@@ -76,3 +77,28 @@ def test_optim_params_use_backbone_lr():
     total = sum(p.numel() for g in groups for p in g["params"])
     assert total == sum(p.numel() for p in policy.parameters() if p.requires_grad)
     assert torch.is_tensor(groups[0]["params"][0])
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v3_small", "shufflenet_v2_x0_5", "regnet_x_400mf"])
+def test_a_lighter_torchvision_backbone_trains_on_camera_input(backbone):
+    policy = tiny_policy(camera=True, vision_backbone=backbone)
+    batch = random_batch(policy.config)
+    loss, _ = policy.forward(batch)
+    loss.backward()
+    grads = [p.grad for n, p in policy.named_parameters() if n.startswith("model.backbone") and p.requires_grad]
+    assert grads and any(g is not None and g.abs().sum() > 0 for g in grads)  # the trunk learns
+    assert policy.model.image_proj.in_channels == {"mobilenet_v3_small": 576, "shufflenet_v2_x0_5": 1024,
+                                                   "regnet_x_400mf": 400}[backbone]
+
+
+@pytest.mark.parametrize(("backbone", "shape", "message"), [
+    ("vit_b_16", (3, 32, 32), "leaves nothing usable of observation.images.top at 32x32"),
+    ("squeezenet1_0", (3, 8, 8), "leaves nothing usable of observation.images.top at 8x8"),
+])
+def test_a_backbone_that_leaves_no_feature_map_is_refused(backbone, shape, message):
+    from lerobot.configs import FeatureType, PolicyFeature
+
+    config = tiny_config(camera=True, vision_backbone=backbone)
+    config.input_features["observation.images.top"] = PolicyFeature(type=FeatureType.VISUAL, shape=shape)
+    with pytest.raises(ValueError, match=message):
+        tiny_policy(camera=True, vision_backbone=backbone, input_features=config.input_features)

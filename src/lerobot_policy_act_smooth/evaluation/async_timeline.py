@@ -21,10 +21,19 @@ act_smooth (asynchronous, see docs/closed_loop.md):
 - at t = 0 nothing is executing yet: the robot holds its measured initial joint positions,
   which are the d committed actions of the first request (``past`` is empty); the first
   chunk takes over at frame d.
+- a latency beyond the policy's trained D (d > D, ``max_delay``): the observation is d - D frames
+  older than the policy assumes. The first d - D committed actions are passed as the newest
+  ``past`` (they will have been executed when the chunk arrives), the last D as ``committed``,
+  and the chunk still takes over at t+d, where execution really is when it arrives. The policy
+  sees a prefix of the shape it was trained on; what it lacks is the d - D frames of
+  observation it would have seen had the request been made later.
 
-act (LeRobot's ACT, the vanilla baseline): synchronous. At request frame t the simulation
-waits for the chunk, which covers frames t .. t+C-1; the robot executes ``n_action_steps``
-of it, then requests again (chunks back to back, no prefix).
+act (LeRobot's ACT, the vanilla baseline): synchronous. At request frame t the robot waits for
+the chunk. With ``hold_frames`` h = 0 no frames pass while it is computed (the simulation
+waits); with h = ceil(L * fps / 1000) the arm holds its last action for the h frames a stock
+``select_action`` loop spends computing, and the chunk, predicted from the observation at t,
+covers frames t+h .. t+h+C-1. The robot executes ``n_action_steps`` of it, then requests again
+(chunks back to back, no prefix).
 """
 
 from __future__ import annotations
@@ -44,6 +53,14 @@ def committed_actions_for_latency(latency_ms: float, fps: float) -> int:
     if latency_ms < 0 or not math.isfinite(latency_ms):
         raise ValueError(f"latency must be a finite number of milliseconds >= 0, got {latency_ms}")
     return max(1, math.ceil(latency_ms * fps / 1000.0 - 1e-9))
+
+
+def hold_frames_for_latency(latency_ms: float, fps: float) -> int:
+    """h = ceil(latency_ms * fps / 1000): frames a synchronous loop holds while a chunk is computed
+    (0 at zero latency; the same epsilon as committed_actions_for_latency)."""
+    if latency_ms < 0 or not math.isfinite(latency_ms):
+        raise ValueError(f"latency must be a finite number of milliseconds >= 0, got {latency_ms}")
+    return max(0, math.ceil(latency_ms * fps / 1000.0 - 1e-9))
 
 
 def max_supported_latency_ms(max_delay: int, fps: float) -> float:
@@ -90,7 +107,10 @@ class ChunkTimeline:
     delay: d, committed actions per request (act_smooth; ignored for act).
     threshold: act_smooth requests when this many actions or fewer are left (d <= threshold <= C).
     past_length: K, executed actions passed as past (act_smooth).
+    max_delay: D, the most committed actions the policy takes (act_smooth; default d). With d > D the
+        first d - D committed actions are passed as the newest past (see the module docstring).
     n_action_steps: actions executed per chunk (act; 1 <= n <= C).
+    hold_frames: h, frames the arm holds its last action while a chunk is computed (act).
     """
 
     policy_type: str
@@ -100,15 +120,19 @@ class ChunkTimeline:
     threshold: int | None = None
     past_length: int = 0
     n_action_steps: int | None = None
+    max_delay: int | None = None
+    hold_frames: int = 0
     requests: list[ChunkRequest] = field(default_factory=list, init=False)
     executed: list[np.ndarray] = field(default_factory=list, init=False)
-    # Per executed frame: index of the request whose chunk supplied the action, -1 for the initial hold.
+    # Per executed frame: index of the request whose chunk supplied the action, -1 for a hold
+    # (act_smooth's initial one, act's while each chunk is computed).
     executed_source: list[int] = field(default_factory=list, init=False)
     # Planned actions by absolute frame; frames < _plan_start are executed and dropped.
     _plan: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     _plan_source: dict[int, int] = field(default_factory=dict, init=False, repr=False)
     _plan_end: int = field(default=0, init=False, repr=False)
     _pending_switch: int | None = field(default=None, init=False, repr=False)
+    _initial: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         if self.policy_type not in ("act_smooth", "act"):
@@ -127,6 +151,10 @@ class ChunkTimeline:
                 )
             if self.past_length < 0:
                 raise ValueError(f"past_length must be >= 0, got {self.past_length}")
+            if self.max_delay is None:
+                self.max_delay = self.delay
+            if self.max_delay < 1:
+                raise ValueError(f"max_delay (the policy's D) must be >= 1, got {self.max_delay}")
         else:
             if self.n_action_steps is None:
                 self.n_action_steps = self.chunk_size
@@ -134,19 +162,28 @@ class ChunkTimeline:
                 raise ValueError(
                     f"n_action_steps must be between 1 and chunk_size={self.chunk_size}, got {self.n_action_steps}"
                 )
+            if self.hold_frames < 0:
+                raise ValueError(f"hold_frames must be >= 0, got {self.hold_frames}")
 
     # -- schedule ---------------------------------------------------------------------------
 
+    @property
+    def stale_frames(self) -> int:
+        """d - D (>= 0): committed actions passed to the policy as past, because it takes only D."""
+        return max(0, self.delay - self.max_delay) if self.policy_type == "act_smooth" else 0
+
     def start(self, initial_action: np.ndarray | None = None) -> None:
-        """Begin an episode at frame 0. act_smooth needs ``initial_action`` ([A], the measured
-        joint positions): the robot holds it for the d frames the first chunk takes."""
+        """Begin an episode at frame 0. ``initial_action`` ([A], the measured joint positions) is
+        held for the d frames act_smooth's first chunk takes, and for act's first hold."""
         self.requests, self.executed, self.executed_source = [], [], []
         self._plan, self._plan_source = {}, {}
         self._pending_switch = None
+        needs_hold = self.policy_type == "act_smooth" or self.hold_frames > 0
+        if needs_hold and initial_action is None:
+            raise ValueError("the initial joint positions are needed to hold while the first chunk is computed")
+        self._initial = None if initial_action is None else np.asarray(initial_action, dtype=np.float64).reshape(self.action_dim)
         if self.policy_type == "act_smooth":
-            if initial_action is None:
-                raise ValueError("act_smooth needs the initial joint positions to hold while the first chunk is computed")
-            hold = np.asarray(initial_action, dtype=np.float64).reshape(self.action_dim)
+            hold = self._initial
             for t in range(self.delay):
                 self._plan[t] = hold.copy()
                 self._plan_source[t] = -1
@@ -169,9 +206,10 @@ class ChunkTimeline:
         dim = self.action_dim
         if self.policy_type == "act":
             return np.zeros((0, dim)), np.zeros((0, dim))
-        k = min(self.past_length, len(self.executed))
-        past = np.stack(self.executed[len(self.executed) - k :]) if k else np.zeros((0, dim))
-        committed = np.stack([self._plan[f] for f in range(t, t + self.delay)])
+        known = self.executed + [self._plan[f] for f in range(t, t + self.stale_frames)]
+        k = min(self.past_length, len(known))
+        past = np.stack(known[len(known) - k :]) if k else np.zeros((0, dim))
+        committed = np.stack([self._plan[f] for f in range(t + self.stale_frames, t + self.delay)])
         return past, committed
 
     def accept(self, t: int, chunk: np.ndarray) -> ChunkRequest:
@@ -180,13 +218,18 @@ class ChunkTimeline:
         if chunk.shape != (self.chunk_size, self.action_dim):
             raise ValueError(f"chunk must be [C={self.chunk_size}, A={self.action_dim}], got shape {chunk.shape}")
         if self.policy_type == "act":
-            switch, keep, committed = t, self.n_action_steps, []
+            switch, keep, committed = t + self.hold_frames, self.n_action_steps, []
             past = []
+            held = self.executed[-1] if self.executed else self._initial
+            for f in range(t, switch):
+                self._plan[f] = held.copy()
+                self._plan_source[f] = -1
         else:
             switch, keep = t + self.delay, self.chunk_size
-            committed = list(range(t, t + self.delay))
-            k = min(self.past_length, len(self.executed))
-            past = list(range(t - k, t))
+            newest = t + self.stale_frames
+            committed = list(range(newest, t + self.delay))
+            k = min(self.past_length, len(self.executed) + self.stale_frames)
+            past = list(range(newest - k, newest))
         for f in [f for f in self._plan if f >= switch]:
             del self._plan[f], self._plan_source[f]
         index = len(self.requests)

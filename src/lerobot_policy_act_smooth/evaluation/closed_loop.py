@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from lerobot_policy_act_smooth.evaluation.async_timeline import ChunkTimeline
+from lerobot_policy_act_smooth.evaluation.async_timeline import ChunkTimeline, hold_frames_for_latency
 from lerobot_policy_act_smooth.evaluation.closed_loop_config import (
     ENV_STATE_KEY,
     IMAGE_PREFIX,
@@ -42,6 +42,7 @@ from lerobot_policy_act_smooth.evaluation.closed_loop_config import (
 )
 from lerobot_policy_act_smooth.evaluation.closed_loop_results import EpisodeRecord, write_results
 from lerobot_policy_act_smooth.evaluation.command import seed_everything
+from lerobot_policy_act_smooth.evaluation.post_filter import EmaVelocityClip
 
 __all__ = ["EpisodeRecord", "PolicyPathConfig", "SimEvalConfig", "SimEvalError", "output_paths", "plot_path",
            "run_episode", "run_sim_eval"]
@@ -105,9 +106,15 @@ def run_episode(
     threshold: int | None = None,
     max_steps: int | None = None,
     progress=None,
+    hold_frames: int = 0,
+    post_filter: EmaVelocityClip | None = None,
 ) -> EpisodeRecord:
     """Run one episode: reset with ``seed``, then step until the environment terminates or
-    truncates (or max_steps frames). ``progress(t)`` is called every frame if given."""
+    truncates (or max_steps frames). ``progress(t)`` is called every frame if given.
+
+    hold_frames: act only, frames the arm holds while each chunk is computed (synchronous).
+    post_filter: filters every command before it is sent; the record's commanded actions are the
+    filtered ones (what the arm was sent), the policy's prefix its own unfiltered actions."""
     observation, info = env.reset(seed=seed)
     scene = observation.get(ENV_STATE_KEY)
     timeline = ChunkTimeline(
@@ -118,7 +125,12 @@ def run_episode(
         threshold=threshold,
         past_length=predictor.past_length,
         n_action_steps=predictor.n_action_steps,
+        max_delay=predictor.max_delay if predictor.policy_type == "act_smooth" else None,
+        hold_frames=hold_frames if predictor.policy_type == "act" else 0,
     )
+    if post_filter is not None:
+        post_filter.reset()
+    sent = []
     # The robot holds where it stands while the first chunk is computed (act_smooth).
     timeline.start(np.asarray(observation[STATE_KEY], dtype=np.float64))
     observed, predict_seconds = [], []
@@ -134,6 +146,9 @@ def run_episode(
             predict_seconds.append(time.perf_counter() - start)
             timeline.accept(t, np.asarray(chunk)[0])
         action = timeline.action(t)
+        if post_filter is not None:
+            action = post_filter(action)
+        sent.append(action)
         observation, _, terminated, truncated, info = env.step(action.astype(np.float32))
         t += 1
         if info.get("is_success", False) and not success:
@@ -146,7 +161,7 @@ def run_episode(
     return EpisodeRecord(
         episode=episode,
         seed=seed,
-        commanded=np.stack(timeline.executed),
+        commanded=np.stack(sent),
         observed=np.stack(observed),
         source=list(timeline.executed_source),
         requests=[r.as_dict() for r in timeline.requests],
@@ -261,15 +276,30 @@ def run_sim_eval(config: SimEvalConfig, predictor=None, env_factory=None) -> dic
         seed_everything(config.seed)
         measured_ms = measure_latency_ms(predictor, first_observation) if latency == "measured" else None
         latency_ms = measured_ms if measured_ms is not None else float(latency)
+        hold = 0
         if predictor.policy_type == "act_smooth":
             delay, threshold = resolve_delay_and_threshold(predictor, latency_ms, fps, config.threshold)
             timing = (
                 f"asynchronous: latency {latency_ms:.1f} ms{' (measured)' if measured_ms is not None else ''} at "
                 f"{fps:g} fps -> d={delay} committed actions, next request at {threshold} actions left"
             )
+            if delay > predictor.max_delay:
+                timing += (f"; d exceeds the policy's D={predictor.max_delay}: the {delay - predictor.max_delay} "
+                           "oldest committed actions are passed as past")
+                print(f"[sim-eval] note: {timing}", file=sys.stderr, flush=True)
+        elif config.sync_hold:
+            delay, threshold = 0, None
+            hold = hold_frames_for_latency(latency_ms, fps)
+            timing = (f"synchronous: latency {latency_ms:.1f} ms at {fps:g} fps -> the arm holds {hold} frames "
+                      f"while each chunk is computed, then executes {predictor.n_action_steps} actions")
         else:
             delay, threshold = 0, None
             timing = f"synchronous: chunks back to back, {predictor.n_action_steps} actions per chunk (latency not simulated)"
+        post_filter = None
+        if config.ema_alpha is not None:
+            post_filter = EmaVelocityClip(config.ema_alpha, config.ema_max_delta)
+            clip = "no clip" if config.ema_max_delta is None else f"clip {config.ema_max_delta:g} deg/frame"
+            timing += f"; commands EMA-filtered (alpha {config.ema_alpha:g}, {clip})"
 
         frames_per_episode = config.max_steps or int(getattr(env, "max_steps", 0) or 0) or 1
         progress = _Progress(config.episodes, frames_per_episode)
@@ -282,7 +312,8 @@ def run_sim_eval(config: SimEvalConfig, predictor=None, env_factory=None) -> dic
             seed_everything(config.seed + i)
             progress.begin(i)
             record = run_episode(env, predictor, episode=i, seed=config.seed + i, delay=delay, threshold=threshold,
-                                 max_steps=config.max_steps, progress=progress)
+                                 max_steps=config.max_steps, progress=progress, hold_frames=hold,
+                                 post_filter=post_filter)
             if reference_env is not None:
                 reference_started = time.perf_counter()
                 record.reference = run_reference(reference_env, config.seed + i, fps)
@@ -307,7 +338,11 @@ def run_sim_eval(config: SimEvalConfig, predictor=None, env_factory=None) -> dic
         "past_length": predictor.past_length,
         "max_delay": predictor.max_delay,
         "fps": fps,
-        "latency_ms": latency_ms if is_async else None,
+        "latency_ms": latency_ms if is_async or config.sync_hold else None,
+        "sync_hold_frames": hold if not is_async and config.sync_hold else None,
+        "stale_frames": max(0, delay - predictor.max_delay) if is_async else 0,
+        "ema_alpha": config.ema_alpha,
+        "ema_max_delta": config.ema_max_delta if config.ema_alpha is not None else None,
         "latency_measured_ms": measured_ms,
         "committed_actions": delay if is_async else 0,
         "threshold": threshold,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lerobot_policy_act_smooth.evaluation.async_timeline import committed_actions_for_latency, max_supported_latency_ms
+from lerobot_policy_act_smooth.evaluation.post_filter import check_filter_args
 from lerobot_policy_act_smooth.evaluation.report_files import result_paths
 
 IMAGE_PREFIX = "observation.images."
@@ -42,7 +43,18 @@ class SimEvalConfig:
     # STEM_chunks.npz, STEM_reference_trajectories.csv, STEM_epN_trajectories.png and STEM_run.json.
     output: str | None = None
     # Inference latency in ms (a number) or "measured" (median of warm predict calls here).
+    # act_smooth: a latency beyond the policy's D passes the d - D oldest committed actions as past
+    # (docs/closed_loop.md, "Latency beyond D").
     latency_ms: str = "35"
+    # act (synchronous): the arm holds its last action for ceil(latency * fps / 1000) frames while
+    # each chunk is computed, as a stock select_action loop does. false: no frames pass while a
+    # chunk is computed (the latency is not simulated; the earlier reports' vanilla ACT).
+    sync_hold: bool = False
+    # EMA post-filter on the commands sent to the arm (the LeRobot proposal for the SO-101):
+    # y_t = y_{t-1} + clip(alpha (x_t - y_{t-1}), +-ema_max_delta deg). Unset: no filter.
+    ema_alpha: float | None = None
+    # The filter's per-frame velocity clip in degrees (null: no clip).
+    ema_max_delta: float | None = 1.25
     # act_smooth: request the next chunk when this many actions are left (d <= threshold <= C).
     # Default: d. Not used by act, which runs synchronously.
     threshold: int | None = None
@@ -105,6 +117,13 @@ def validate_config(config: SimEvalConfig, check_policy_path: bool = True) -> No
         raise SimEvalError(f"--threshold must be >= 1 action, got {config.threshold}")
     if not isinstance(config.reference, bool):
         raise SimEvalError(f"--reference must be true or false, got {config.reference!r}")
+    if not isinstance(config.sync_hold, bool):
+        raise SimEvalError(f"--sync_hold must be true or false, got {config.sync_hold!r}")
+    if config.ema_alpha is not None:
+        try:
+            check_filter_args(config.ema_alpha, config.ema_max_delta)
+        except ValueError as err:
+            raise SimEvalError(f"--ema_alpha/--ema_max_delta: {err}") from None
     if not config.output:
         raise SimEvalError("no output given: pass --output=STEM (files STEM_results.txt, STEM_metrics.json, ...)")
     # Like the replay: an existing folder (or a value ending in "/") means STEM = folder/sim_eval.
@@ -129,14 +148,15 @@ def load_predictor(config: SimEvalConfig):
 
 
 def resolve_delay_and_threshold(predictor, latency_ms: float, fps: float, threshold: int | None) -> tuple[int, int]:
-    """(d, threshold) for act_smooth, checked against the policy's D and C."""
+    """(d, threshold) for act_smooth, checked against the policy's C. d may exceed the policy's D:
+    the timeline then passes the d - D oldest committed actions as past."""
     d = committed_actions_for_latency(latency_ms, fps)
-    if d > predictor.max_delay:
+    if d > predictor.chunk_size:
         raise SimEvalError(
-            f"a latency of {latency_ms:g} ms at {fps:g} fps commits d={d} actions, more than this policy's "
-            f"max_delay D={predictor.max_delay}: the largest latency it supports is "
-            f"{max_supported_latency_ms(predictor.max_delay, fps):.1f} ms (pass a smaller --latency_ms, "
-            "or train with a larger length_prefix_future)"
+            f"a latency of {latency_ms:g} ms at {fps:g} fps commits d={d} actions, more than the chunk size "
+            f"C={predictor.chunk_size}: a chunk would run out before the next one arrives (the largest "
+            f"latency this policy can run at is {max_supported_latency_ms(predictor.chunk_size, fps):.1f} ms; "
+            "pass a smaller --latency_ms or train with a larger chunk_size)"
         )
     threshold = d if threshold is None else int(threshold)
     if not d <= threshold <= predictor.chunk_size:

@@ -2,10 +2,12 @@
 
     actsmooth-experiment run --plan=cpu-small --output_dir=runs/cpu-small [--ray_address=HOST:6379]
         [--max_concurrent_trials=N] [--cpus_per_trial=N] [--gpus_per_trial=N]
-        [--dataset_root=PATH] [--dataset_repo_id=ID] [--dataset_seed=N] [--stages=NAME[,NAME]]
+        [--dataset_root=PATH] [--dataset_repo_id=ID] [--dataset_seed=N] [--seeds=N,N,...] [--stages=NAME[,NAME]]
         [--evaluation_extra_episodes=0,1,2] [--dry_run=true [--step_time_s=S]]
     actsmooth-experiment report --output_dir=runs/cpu-small
     actsmooth-experiment rescore --output_dir=runs/cpu [--replan=false]   older evaluations: add the new measures
+    actsmooth-experiment latency --output_dir=runs/cpu [--latencies_ms=0,33,...,500] [--variants=baseline,...]
+        [--episodes=20] [--seed=1000] [--jobs=2] [--dry_run=true]   closed-loop latency sweep (docs/deployment.md)
     actsmooth-experiment validate --plan=paper [--dataset_root=PATH]
     actsmooth-experiment COMMAND --help      every flag of COMMAND
 
@@ -37,6 +39,9 @@ class ValidateConfig:
     dataset_repo_id: str | None = None
     # Seed of the simulated dataset the plan generates (replaces [dataset.generate] seed).
     dataset_seed: int | None = None
+    # Training seeds, comma-separated (replaces the plan's `seeds`; stages with their own keep
+    # them). Trials of seeds already in output_dir are reused.
+    seeds: str | None = None
     # Run only these stages (comma-separated) and the stages they depend on.
     stages: str | None = None
     # Episodes also replayed, besides the held-out ones, and reported apart as trained-on
@@ -117,13 +122,21 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
-    if not argv or argv[0] not in ("run", "report", "rescore", "validate"):
+    if not argv or argv[0] not in ("run", "report", "rescore", "validate", "latency"):
         print(USAGE, file=sys.stderr)
         return 2
     command, args = argv[0], argv[1:]
     from .plan import PlanError, load_plan, validate_plan
 
     try:
+        if command == "latency":
+            from .latency_sweep import LatencyConfig, SweepError, run_latency_sweep
+
+            cfg = _parse(LatencyConfig, command, args)
+            try:
+                return run_latency_sweep(cfg)
+            except SweepError as e:
+                return _error(f"{e} (nothing was started)")
         if command == "rescore":
             cfg = _parse(RescoreConfig, command, args)
             if not cfg.output_dir:
@@ -184,11 +197,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def apply_overrides(plan, cfg: ValidateConfig) -> None:
     """The command line's changes to the plan, each checked (PlanError) before anything starts."""
-    from .overrides import apply_dataset_overrides, select_stages, set_dataset_seed, set_extra_eval_episodes
+    from .overrides import (apply_dataset_overrides, select_stages, set_dataset_seed, set_extra_eval_episodes,
+                            set_training_seeds)
 
     apply_dataset_overrides(plan, cfg.dataset_root, cfg.dataset_repo_id)
     if cfg.dataset_seed is not None:
         set_dataset_seed(plan, cfg.dataset_seed, cfg.dataset_root)
+    if cfg.seeds is not None:
+        set_training_seeds(plan, cfg.seeds)
     if cfg.stages is not None:
         select_stages(plan, cfg.stages)
     if cfg.evaluation_extra_episodes is not None:

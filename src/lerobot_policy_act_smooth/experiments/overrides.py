@@ -35,7 +35,7 @@ def parse_int_list(text: str, flag: str) -> list[int]:
     items = [x for x in str(text).strip().strip("[]").split(",") if x.strip()]
     values = [parse_int(x, flag) for x in items]
     if any(v < 0 for v in values):
-        raise PlanError(f"--{flag} takes episode indices >= 0, got {text!r}")
+        raise PlanError(f"--{flag} takes integers >= 0, got {text!r}")
     return values
 
 
@@ -50,6 +50,19 @@ def set_dataset_seed(plan: Plan, seed: int, dataset_root: str | None) -> None:
                         "so there is no dataset seed to choose; drop the flag")
     plan.dataset.generate["seed"] = value
     plan.raw["dataset"]["generate"]["seed"] = value  # plan.json records the dataset actually used
+
+
+def set_training_seeds(plan: Plan, seeds: str) -> None:
+    """--seeds=1000,...: the plan's training seeds (stages that name their own keep them). Trials of
+    seeds a folder already holds are reused: 5 seeds into a finished 3-seed run train 2 more each."""
+    values = parse_int_list(seeds, "seeds")
+    if not values:
+        raise PlanError("--seeds names no seed: give e.g. --seeds=1000,1001,1002,1003,1004")
+    if len(set(values)) != len(values):
+        raise PlanError(f"--seeds repeats a seed: {seeds!r}")
+    plan.seeds = values
+    plan.raw["seeds"] = values  # plan.json records the seeds actually used
+    plan.raw.pop("seed", None)
 
 
 def select_stages(plan: Plan, names: str) -> list[str]:
