@@ -203,3 +203,11 @@ def test_a_margin_of_the_wrong_sign_is_refused(table, message, exp_dataset_root,
     text = plan_text(exp_dataset_root, "[stages.s]\nsteps = 2\n", evaluation=f"replay_modes = []\nnoninferiority = {table}")
     with pytest.raises(PlanError, match=message):
         load_plan(write_plan(tmp_path / "bad.toml", text))
+
+
+def test_a_folder_named_like_a_shipped_plan_does_not_shadow_it(tmp_path, monkeypatch):
+    # A run folder called `cpu` in the working directory (runs/cpu's parent) is not the plan `cpu`
+    # that `cpu-methods` extends.
+    (tmp_path / "cpu").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert "finetune" in load_plan("cpu-methods").stages

@@ -256,7 +256,7 @@ def merge_plan_tables(base: dict[str, Any], override: dict[str, Any]) -> dict[st
 
 def _read_plan_text(plan: str | Path) -> tuple[str, str]:
     path = Path(plan)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():
         if not path.is_file():
             raise PlanError(f"plan file {path} does not exist (shipped plans: {', '.join(shipped_plans())})")
         return path.read_text(), str(path.resolve())
