@@ -233,7 +233,7 @@ def _grid(per_trial: list[list[dict]], fn) -> np.ndarray:
 
 
 def summarize_cell(per_trial: list[list[dict]], fps: float, committed: int | None) -> Cell:
-    from .boundary_report import summarize_profile
+    from .boundary_report import profile_grid, summarize_profile
 
     n = min(len(eps) for eps in per_trial)
     per_trial = [sorted(eps, key=lambda e: e["episode"])[:n] for eps in per_trial]
@@ -244,12 +244,10 @@ def summarize_cell(per_trial: list[list[dict]], fps: float, committed: int | Non
     ratio = float(np.nanmean(u_a) / np.nanmean(demo_u_a)) if np.isfinite(demo_u_a).any() else math.nan
     sparc = mean_interval(_grid(per_trial, lambda e: e.get("action_sparc", math.nan) - e.get("demo_action_sparc", math.nan)))
     peak, offset = None, None
-    profiles = [[e.get("action_profile_acc") for e in eps] for eps in per_trial]
-    demos = [[e.get("demo_action_profile_acc") for e in eps] for eps in per_trial]
-    if all(p is not None for row in profiles + demos for p in row):
-        def as_grid(rows):
-            return np.asarray([[[math.nan if v is None else float(v) for v in p] for p in row] for row in rows])
-        summary = summarize_profile(as_grid(profiles), as_grid(demos))
+    policy = profile_grid(per_trial, "action_profile_acc", None)
+    reference = profile_grid(per_trial, "demo_action_profile_acc", None)
+    if policy is not None and reference is not None:
+        summary = summarize_profile(policy, reference)
         if summary is not None:
             peak, offset = summary.peak, summary.peak_offset
     return Cell(success, time_s, ratio, sparc, peak, offset, committed)
