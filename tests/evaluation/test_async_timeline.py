@@ -63,9 +63,12 @@ def test_latency_35ms_two_committed_actions_chunk_6_past_2():
     ]
     assert executed == [HOLD, HOLD] + [100.0 + i for i in range(6)] + [200.0 + i for i in range(6)] + [300.0, 301.0]
     assert [r.as_dict() for r in timeline.requests] == [
-        {"index": 0, "request_frame": 0, "committed_frames": [0, 1], "switch_frame": 2, "past_frames": []},
-        {"index": 1, "request_frame": 6, "committed_frames": [6, 7], "switch_frame": 8, "past_frames": [4, 5]},
-        {"index": 2, "request_frame": 12, "committed_frames": [12, 13], "switch_frame": 14, "past_frames": [10, 11]},
+        {"index": 0, "request_frame": 0, "committed_frames": [0, 1], "switch_frame": 2, "past_frames": [],
+         "blended_frames": 0},
+        {"index": 1, "request_frame": 6, "committed_frames": [6, 7], "switch_frame": 8, "past_frames": [4, 5],
+         "blended_frames": 0},
+        {"index": 2, "request_frame": 12, "committed_frames": [12, 13], "switch_frame": 14, "past_frames": [10, 11],
+         "blended_frames": 0},
     ]
     assert timeline.switch_frames(16) == [2, 8, 14]
     assert timeline.metric_boundaries(16) == [8, 14]
@@ -212,4 +215,40 @@ def test_synchronous_act_holds_its_last_action_while_each_chunk_is_computed():
                                     dict(policy_type="act_smooth", delay=2, max_delay=0)])
 def test_bad_hold_or_max_delay_is_refused(kwargs):
     with pytest.raises(ValueError, match="hold_frames|max_delay"):
+        ChunkTimeline(chunk_size=6, action_dim=A, **kwargs)
+
+
+# ---------------------------------------------------------------------------- overlap blending
+
+
+def test_blending_crossfades_the_last_old_actions_into_the_new_chunk():
+    # C = 6, d = 2, L = 2: requests at 4 actions left (d + L). The new chunk arrives with 2 old
+    # actions left, crossfaded with weights 1/3, 2/3 on the new chunk (the replay's weights); the
+    # policy's past is what was executed, blended values included.
+    timeline, predictor, executed = run("act_smooth", 14, delay=2, blend_frames=2, past_length=2)
+    assert timeline.threshold == 4
+    assert predictor.calls == [
+        (0, [], [HOLD, HOLD]),
+        (4, [100.0, 101.0], [102.0, 103.0]),
+        (8, [pytest.approx(136.0), pytest.approx(169.0)], [202.0, 203.0]),
+        (12, [pytest.approx(236.0), pytest.approx(269.0)], [302.0, 303.0]),
+    ]
+    assert executed == pytest.approx([HOLD, HOLD, 100, 101, 102, 103, 136, 169, 202, 203, 236, 269, 302, 303])
+    assert [r.blended_frames for r in timeline.requests] == [0, 2, 2, 2]
+    # Both kinks of every crossfade are metric boundaries; the profile keeps the switches.
+    assert timeline.metric_boundaries(14) == [6, 10]
+    assert timeline.kink_frames(14) == [6, 8, 10, 12]
+
+
+def test_without_blending_the_kinks_are_the_switches():
+    timeline, _, _ = run("act_smooth", 14, delay=2, past_length=2)
+    assert timeline.kink_frames(14) == timeline.metric_boundaries(14)
+
+
+@pytest.mark.parametrize("kwargs", [dict(policy_type="act_smooth", delay=2, blend_frames=-1),
+                                    dict(policy_type="act_smooth", delay=2, blend_frames=2, threshold=3),
+                                    dict(policy_type="act_smooth", delay=2, blend_frames=5),
+                                    dict(policy_type="act", blend_frames=2)])
+def test_bad_blending_is_refused(kwargs):
+    with pytest.raises(ValueError, match="blend|threshold"):
         ChunkTimeline(chunk_size=6, action_dim=A, **kwargs)

@@ -240,6 +240,36 @@ def test_bad_latency_or_filter_is_refused_before_anything_runs(tmp_path, kwargs,
     assert not any(tmp_path.iterdir())
 
 
+def test_blending_sends_the_crossfade_of_the_old_and_the_new_chunk(tmp_path):
+    # 35 ms -> d = 2, L = 2: requests at 4 actions left; frames switch, switch + 1 send
+    # (1 - w) old + w new with w = 1/3, 2/3 (C = 6, so the old chunk's last 2 actions are blended).
+    out = run_sim_eval(config(tmp_path, blend_frames=2), predictor=RampPredictor())
+    ep = out["episodes"][0]
+    assert out["settings"]["blend_frames"] == 2 and out["settings"]["threshold"] == 4
+    assert [(r["request_frame"], r["switch_frame"], r["blended_frames"]) for r in ep["requests"]] == [
+        (0, 2, 0), (4, 6, 2), (8, 10, 2), (12, 14, 2), (16, 18, 2)]
+    rows = [line.split(",") for line in trajectories(tmp_path / "run").splitlines()[1:]]
+    commanded = np.array([float(r[3]) for r in rows]).reshape(20, 6)
+    with np.load(output_paths(tmp_path / "run")["chunks"]) as stored_chunks:
+        chunks, starts = stored_chunks["ep0_chunks"], stored_chunks["ep0_starts"].tolist()
+    for r in range(1, len(starts)):
+        for i, w in enumerate((1 / 3, 2 / 3)):
+            frame = starts[r] + i
+            expected = (1 - w) * chunks[r - 1][frame - starts[r - 1]] + w * chunks[r][i]
+            np.testing.assert_allclose(commanded[frame], expected, atol=1e-4)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [(dict(blend_frames=2, threshold=4), "leave --threshold unset"),
+                                                 (dict(blend_frames=5), "chunks of at least d \\+ L = 7"),
+                                                 (dict(blend_frames=-1), "whole number of frames")])
+def test_bad_blending_is_refused_before_anything_runs(tmp_path, kwargs, message):
+    with pytest.raises(SimEvalError, match=message):
+        run_sim_eval(config(tmp_path, **kwargs), predictor=RampPredictor())
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(SimEvalError, match="--blend_frames is for act_smooth"):
+        run_sim_eval(config(tmp_path, blend_frames=2), predictor=BackToBackActPredictor())
+
+
 @pytest.mark.parametrize("threshold", [1, 7])
 def test_threshold_out_of_range(tmp_path, threshold):
     with pytest.raises(SimEvalError, match="threshold"):

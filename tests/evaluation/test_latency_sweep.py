@@ -17,6 +17,7 @@ from lerobot_policy_act_smooth.experiments.latency_sweep import (
     parse_latencies,
     time_to_success_s,
 )
+from lerobot_policy_act_smooth.experiments.latency_reference import record_reference, with_reference
 from lerobot_policy_act_smooth.experiments.statistics import Estimate
 
 
@@ -60,6 +61,29 @@ def test_tiny_sweep_through_the_real_command(tiny_act_smooth_checkpoint, tmp_pat
     assert "## baseline, D = 2 (1 trial)" in report and "| 100 | 3 |" in report
     assert (out / "latency" / "latency_curve.png").stat().st_size > 0
 
+    # The demonstrator ran once for the sweep; scored at an evaluation's own boundaries it gives exactly
+    # what sim-eval's --reference=true writes for the same episodes.
+    assert (out / "latency" / "reference.npz").is_file()
+    direct = tmp_path / "direct"
+    res = subprocess.run([sys.executable, "-m", "lerobot_policy_act_smooth.evaluation.sim_eval_cli",
+                          f"--policy.path={tiny_act_smooth_checkpoint}", "--episodes=2", "--seed=1000", "--latency_ms=100",
+                          "--max_steps=30", "--plots=false", f"--output={direct}", "--reference=true"],
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})  # one thread, as a sweep worker
+    assert res.returncode == 0, res.stderr
+    expected = json.loads(Path(f"{direct}_metrics.json").read_text())["episodes"]
+    shared = record_reference(out / "latency", [1000, 1001])
+    swept = json.loads(Path(f"{out / 'latency' / 'baseline' / 'run.seed1000' / 'L100'}_metrics.json").read_text())["episodes"]
+    assert "demo_action_U_a" not in swept[0]  # the evaluations ran without the demonstrator
+    for mine, theirs in zip(swept, expected):
+        scored = with_reference(mine, shared[mine["seed"]], 30.0)
+        demo_keys = [k for k in theirs if k.startswith("demo_") and k not in ("demo_boundaries", "demo_initial_environment_state")]
+        assert len(demo_keys) > 20
+        assert json.dumps({k: scored[k] for k in demo_keys}) == json.dumps({k: theirs[k] for k in demo_keys})
+        # An evaluation in a reused sweep worker gives what a fresh sim-eval process gives.
+        own_keys = ["success", "num_frames", "action_U_a", "obs_U_a", "action_sparc", "action_profile_acc"]
+        assert json.dumps({k: mine[k] for k in own_keys}) == json.dumps({k: theirs[k] for k in own_keys})
+
     # Resumable: the same command runs nothing again and keeps every evaluation file.
     before = {p: p.stat().st_mtime_ns for p in (out / "latency").rglob("*_metrics.json")}
     again = _cli(*args)
@@ -94,7 +118,7 @@ def test_time_to_success_counts_a_failure_at_its_last_frame():
 def _cell(success, time_s, sparc, peak):
     def e(x):
         return Estimate(x, x, x)
-    return Cell(e(success), e(time_s), 1.0, e(sparc), e(peak), 0, 2)
+    return Cell(e(success), e(time_s), 1.0, 1.0, e(sparc), e(peak), 0, 2)
 
 
 def test_goal_reads_every_latency_and_the_references():
@@ -103,7 +127,8 @@ def test_goal_reads_every_latency_and_the_references():
     good = {0.0: _cell(0.95, 6.0, -0.5, 1.0), 167.0: _cell(0.92, 6.5, -0.6, 1.2), 500.0: _cell(0.91, 6.6, -0.7, 1.4)}
     slow = dict(good) | {500.0: _cell(0.95, 7.0, -0.5, 1.0)}  # 7.0 s > 1.10 x 6.0 s
     jerky = dict(good) | {167.0: _cell(0.95, 6.0, -0.5, 1.6)}  # profile peak over 1.5x
-    cells = {"baseline": slow, "recipe": good, "recipe_d10": jerky, "vanilla_act_sync": refs, "baseline_ema": refs}
+    cells = {"baseline": slow, "recipe": good, "recipe_d10": jerky, "vanilla_act_sync": refs, "baseline_ema": refs,
+             "baseline_blend": refs}
     lines = goal_lines(cells, lat)
     assert f"- {VARIANTS['recipe'].label}: met" in lines
     assert any(l.startswith(f"- {VARIANTS['baseline'].label}: not met: time 7.00 s at 500 ms (0 ms: 6.00 s)") for l in lines)
@@ -111,3 +136,5 @@ def test_goal_reads_every_latency_and_the_references():
     assert len(lines) == 3  # the references are not judged
     worse_than_ema = {**cells, "baseline_ema": {l: _cell(0.9, 5.0, -2.0, 3.0) for l in lat}}
     assert any("time not below baseline_ema's at 167 ms" in l for l in goal_lines(worse_than_ema, lat))
+    smoother_blend = {**cells, "baseline_blend": {l: _cell(0.9, 8.0, 0.0, 3.0) for l in lat}}
+    assert any("SPARC not above baseline_blend's at 167 ms" in l for l in goal_lines(smoother_blend, lat))

@@ -27,6 +27,11 @@ act_smooth (asynchronous, see docs/closed_loop.md):
   and the chunk still takes over at t+d, where execution really is when it arrives. The policy
   sees a prefix of the shape it was trained on; what it lacks is the d - D frames of
   observation it would have seen had the request been made later.
+- overlap blending (``blend_frames`` L > 0, the plan's inference-time reference): the request is
+  made L frames earlier (threshold = d + L), so L actions of the old chunk are left when the new
+  one arrives at t+d; frames t+d .. t+d+L-1 execute a linear crossfade, weight i / (L + 1) on the
+  new chunk at its i-th frame (i = 1..L), as the replay's blending. The crossfade has two kinks,
+  the switch and its end t+d+L: both are metric boundaries.
 
 act (LeRobot's ACT, the vanilla baseline): synchronous. At request frame t the robot waits for
 the chunk. With ``hold_frames`` h = 0 no frames pass while it is computed (the simulation
@@ -82,6 +87,8 @@ class ChunkRequest:
     switch_frame: int
     past_frames: list[int]
     chunk: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # Frames from switch_frame crossfaded with the old chunk (overlap blending; 0 without).
+    blended_frames: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -90,6 +97,7 @@ class ChunkRequest:
             "committed_frames": list(self.committed_frames),
             "switch_frame": self.switch_frame,
             "past_frames": list(self.past_frames),
+            "blended_frames": self.blended_frames,
         }
 
 
@@ -111,6 +119,8 @@ class ChunkTimeline:
         first d - D committed actions are passed as the newest past (see the module docstring).
     n_action_steps: actions executed per chunk (act; 1 <= n <= C).
     hold_frames: h, frames the arm holds its last action while a chunk is computed (act).
+    blend_frames: L, frames crossfaded from the old chunk into the new one (act_smooth; 0 = none).
+        The threshold is then d + L (its default), so exactly L old actions overlap the new chunk.
     """
 
     policy_type: str
@@ -122,6 +132,7 @@ class ChunkTimeline:
     n_action_steps: int | None = None
     max_delay: int | None = None
     hold_frames: int = 0
+    blend_frames: int = 0
     requests: list[ChunkRequest] = field(default_factory=list, init=False)
     executed: list[np.ndarray] = field(default_factory=list, init=False)
     # Per executed frame: index of the request whose chunk supplied the action, -1 for a hold
@@ -142,8 +153,15 @@ class ChunkTimeline:
         if self.policy_type == "act_smooth":
             if self.delay < 1:
                 raise ValueError(f"delay (committed actions) must be >= 1, got {self.delay}")
+            if self.blend_frames < 0:
+                raise ValueError(f"blend_frames must be >= 0, got {self.blend_frames}")
             if self.threshold is None:
-                self.threshold = self.delay
+                self.threshold = self.delay + self.blend_frames
+            elif self.blend_frames and self.threshold != self.delay + self.blend_frames:
+                raise ValueError(
+                    f"blending {self.blend_frames} frames requests at d + L = {self.delay + self.blend_frames} "
+                    f"actions left; threshold={self.threshold} contradicts it (leave the threshold unset)"
+                )
             if not self.delay <= self.threshold <= self.chunk_size:
                 raise ValueError(
                     f"threshold must be between the committed actions d={self.delay} and the chunk size "
@@ -156,6 +174,8 @@ class ChunkTimeline:
             if self.max_delay < 1:
                 raise ValueError(f"max_delay (the policy's D) must be >= 1, got {self.max_delay}")
         else:
+            if self.blend_frames:
+                raise ValueError("blend_frames is for act_smooth's asynchronous timeline; act runs chunks back to back")
             if self.n_action_steps is None:
                 self.n_action_steps = self.chunk_size
             if not 1 <= self.n_action_steps <= self.chunk_size:
@@ -230,14 +250,21 @@ class ChunkTimeline:
             committed = list(range(newest, t + self.delay))
             k = min(self.past_length, len(self.executed) + self.stale_frames)
             past = list(range(newest - k, newest))
-        for f in [f for f in self._plan if f >= switch]:
+        old = {f: self._plan[f] for f in self._plan if f >= switch}
+        for f in old:
             del self._plan[f], self._plan_source[f]
         index = len(self.requests)
         for i in range(keep):
             self._plan[switch + i] = chunk[i]
             self._plan_source[switch + i] = index
+        blended = 0
+        if self.blend_frames and old:
+            blended = min(len(old), self.blend_frames, keep)
+            for i in range(blended):
+                w = (i + 1) / (blended + 1)
+                self._plan[switch + i] = (1 - w) * old[switch + i] + w * chunk[i]
         self._plan_end = switch + keep
-        request = ChunkRequest(index, t, committed, switch, past, chunk=chunk.copy())
+        request = ChunkRequest(index, t, committed, switch, past, chunk=chunk.copy(), blended_frames=blended)
         self.requests.append(request)
         return request
 
@@ -262,6 +289,12 @@ class ChunkTimeline:
         """Junctions between two predicted chunks inside the episode: every switch frame but
         the first chunk's (left out as in the replay metrics)."""
         return [f for f in self.switch_frames(num_frames)[1:] if 0 < f < num_frames]
+
+    def kink_frames(self, num_frames: int) -> list[int]:
+        """The scalar metrics' boundaries: the junctions, and with blending each crossfade's end
+        as well (its second kink), inside the episode."""
+        ends = [r.switch_frame + r.blended_frames for r in self.requests[1:] if r.blended_frames]
+        return sorted({*self.metric_boundaries(num_frames), *(f for f in ends if f < num_frames)})
 
     def _check_frame(self, t: int) -> None:
         if t != len(self.executed):

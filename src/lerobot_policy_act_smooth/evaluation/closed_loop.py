@@ -108,13 +108,15 @@ def run_episode(
     progress=None,
     hold_frames: int = 0,
     post_filter: EmaVelocityClip | None = None,
+    blend_frames: int = 0,
 ) -> EpisodeRecord:
     """Run one episode: reset with ``seed``, then step until the environment terminates or
     truncates (or max_steps frames). ``progress(t)`` is called every frame if given.
 
     hold_frames: act only, frames the arm holds while each chunk is computed (synchronous).
     post_filter: filters every command before it is sent; the record's commanded actions are the
-    filtered ones (what the arm was sent), the policy's prefix its own unfiltered actions."""
+    filtered ones (what the arm was sent), the policy's prefix its own unfiltered actions.
+    blend_frames: act_smooth only, frames crossfaded from the old chunk into the new one."""
     observation, info = env.reset(seed=seed)
     scene = observation.get(ENV_STATE_KEY)
     timeline = ChunkTimeline(
@@ -127,6 +129,7 @@ def run_episode(
         n_action_steps=predictor.n_action_steps,
         max_delay=predictor.max_delay if predictor.policy_type == "act_smooth" else None,
         hold_frames=hold_frames if predictor.policy_type == "act" else 0,
+        blend_frames=blend_frames if predictor.policy_type == "act_smooth" else 0,
     )
     if post_filter is not None:
         post_filter.reset()
@@ -167,6 +170,7 @@ def run_episode(
         requests=[r.as_dict() for r in timeline.requests],
         switch_frames=timeline.switch_frames(num_frames),
         boundaries=timeline.metric_boundaries(num_frames),
+        kinks=timeline.kink_frames(num_frames) if timeline.blend_frames else None,
         success=success,
         success_frame=success_frame,
         terminated=bool(terminated),
@@ -278,15 +282,22 @@ def run_sim_eval(config: SimEvalConfig, predictor=None, env_factory=None) -> dic
         latency_ms = measured_ms if measured_ms is not None else float(latency)
         hold = 0
         if predictor.policy_type == "act_smooth":
-            delay, threshold = resolve_delay_and_threshold(predictor, latency_ms, fps, config.threshold)
+            delay, threshold = resolve_delay_and_threshold(predictor, latency_ms, fps, config.threshold,
+                                                           config.blend_frames)
             timing = (
                 f"asynchronous: latency {latency_ms:.1f} ms{' (measured)' if measured_ms is not None else ''} at "
                 f"{fps:g} fps -> d={delay} committed actions, next request at {threshold} actions left"
             )
+            if config.blend_frames:
+                timing += f"; the last {config.blend_frames} actions of each chunk crossfaded into the next"
+
             if delay > predictor.max_delay:
                 timing += (f"; d exceeds the policy's D={predictor.max_delay}: the {delay - predictor.max_delay} "
                            "oldest committed actions are passed as past")
                 print(f"[sim-eval] note: {timing}", file=sys.stderr, flush=True)
+        elif config.blend_frames:
+            raise SimEvalError("--blend_frames is for act_smooth (asynchronous chunks that overlap); this policy is "
+                               f"{predictor.policy_type}: leave --blend_frames at 0")
         elif config.sync_hold:
             delay, threshold = 0, None
             hold = hold_frames_for_latency(latency_ms, fps)
@@ -313,7 +324,7 @@ def run_sim_eval(config: SimEvalConfig, predictor=None, env_factory=None) -> dic
             progress.begin(i)
             record = run_episode(env, predictor, episode=i, seed=config.seed + i, delay=delay, threshold=threshold,
                                  max_steps=config.max_steps, progress=progress, hold_frames=hold,
-                                 post_filter=post_filter)
+                                 post_filter=post_filter, blend_frames=config.blend_frames)
             if reference_env is not None:
                 reference_started = time.perf_counter()
                 record.reference = run_reference(reference_env, config.seed + i, fps)
@@ -346,6 +357,7 @@ def run_sim_eval(config: SimEvalConfig, predictor=None, env_factory=None) -> dic
         "latency_measured_ms": measured_ms,
         "committed_actions": delay if is_async else 0,
         "threshold": threshold,
+        "blend_frames": config.blend_frames if is_async else 0,
         "cameras": cameras,
         "seeds": [config.seed + i for i in range(config.episodes)],
         "timing": timing,

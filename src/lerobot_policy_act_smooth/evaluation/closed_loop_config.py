@@ -56,8 +56,12 @@ class SimEvalConfig:
     # The filter's per-frame velocity clip in degrees (null: no clip).
     ema_max_delta: float | None = 1.25
     # act_smooth: request the next chunk when this many actions are left (d <= threshold <= C).
-    # Default: d. Not used by act, which runs synchronously.
+    # Default: d (d + blend_frames with blending). Not used by act, which runs synchronously.
     threshold: int | None = None
+    # act_smooth: overlap blending, the plan's inference-time reference. The next chunk is requested
+    # L = blend_frames actions early and its first L frames crossfade linearly from the old chunk
+    # (docs/closed_loop.md). 0: no blending, the new chunk takes over at once.
+    blend_frames: int = 0
     # Frames per episode at most (the environment's own limit when unset).
     max_steps: int | None = None
     device: str = "cpu"
@@ -115,6 +119,10 @@ def validate_config(config: SimEvalConfig, check_policy_path: bool = True) -> No
         raise SimEvalError(f"--max_steps must be at least 3 frames (U_a needs 3), got {config.max_steps}")
     if config.threshold is not None and config.threshold < 1:
         raise SimEvalError(f"--threshold must be >= 1 action, got {config.threshold}")
+    if not isinstance(config.blend_frames, int) or config.blend_frames < 0:
+        raise SimEvalError(f"--blend_frames must be a whole number of frames >= 0 (0: no blending), got {config.blend_frames!r}")
+    if config.blend_frames and config.threshold is not None:
+        raise SimEvalError("--blend_frames sets the request threshold (d + blend_frames): leave --threshold unset")
     if not isinstance(config.reference, bool):
         raise SimEvalError(f"--reference must be true or false, got {config.reference!r}")
     if not isinstance(config.sync_hold, bool):
@@ -147,9 +155,11 @@ def load_predictor(config: SimEvalConfig):
     return predictor
 
 
-def resolve_delay_and_threshold(predictor, latency_ms: float, fps: float, threshold: int | None) -> tuple[int, int]:
+def resolve_delay_and_threshold(predictor, latency_ms: float, fps: float, threshold: int | None,
+                                blend_frames: int = 0) -> tuple[int, int]:
     """(d, threshold) for act_smooth, checked against the policy's C. d may exceed the policy's D:
-    the timeline then passes the d - D oldest committed actions as past."""
+    the timeline then passes the d - D oldest committed actions as past. With blending the
+    threshold is d + blend_frames."""
     d = committed_actions_for_latency(latency_ms, fps)
     if d > predictor.chunk_size:
         raise SimEvalError(
@@ -158,7 +168,13 @@ def resolve_delay_and_threshold(predictor, latency_ms: float, fps: float, thresh
             f"latency this policy can run at is {max_supported_latency_ms(predictor.chunk_size, fps):.1f} ms; "
             "pass a smaller --latency_ms or train with a larger chunk_size)"
         )
-    threshold = d if threshold is None else int(threshold)
+    if blend_frames and d + blend_frames > predictor.chunk_size:
+        raise SimEvalError(
+            f"--blend_frames={blend_frames} at d={d} committed actions needs chunks of at least d + L = "
+            f"{d + blend_frames} actions; this policy's chunk size is C={predictor.chunk_size}: pass a smaller "
+            "--blend_frames or --latency_ms"
+        )
+    threshold = d + blend_frames if threshold is None else int(threshold)
     if not d <= threshold <= predictor.chunk_size:
         raise SimEvalError(
             f"--threshold={threshold} is out of range: it must be between the committed actions d={d} "

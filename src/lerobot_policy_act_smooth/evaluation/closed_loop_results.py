@@ -65,6 +65,13 @@ class EpisodeRecord:
     initial_environment_state: np.ndarray | None = None
     # The scripted demonstrator on the same scene (same seed), when a reference was asked for.
     reference: Demonstration | None = None
+    # The scalar metrics' boundaries when they differ from ``boundaries``: with overlap blending,
+    # each crossfade's end as well (the boundary profiles stay locked to the switches).
+    kinks: list[int] | None = None
+
+    @property
+    def metric_frames(self) -> list[int]:
+        return self.boundaries if self.kinks is None else self.kinks
 
     @property
     def num_frames(self) -> int:
@@ -122,22 +129,34 @@ def episode_row(record: EpisodeRecord, fps: float = 30.0) -> dict:
     chunks; with a reference, ``demo_obs_*`` / ``demo_action_*`` on the demonstrator's whole
     episode scored at the policy's boundaries inside it, ``demo_success``, ``demo_num_frames``."""
     row: dict = {"episode": record.episode, "seed": record.seed}
-    row.update(_smoothness(record.observed, record.boundaries, fps, "obs_"))
-    row.update(_smoothness(record.commanded, record.boundaries, fps, "action_"))
+    row.update(_smoothness(record.observed, record.metric_frames, fps, "obs_"))
+    row.update(_smoothness(record.commanded, record.metric_frames, fps, "action_"))
     # A record built without chunks (older callers) has no request frames either: replan NaN.
     starts = record.chunk_starts if record.chunks is not None else []
     row.update(episode_replan(record.chunks, starts, record.num_frames))
     row["success"] = bool(record.success)
     row["num_frames"] = record.num_frames
     row["num_chunks"] = len(record.requests)
-    demo = record.reference
-    if demo is not None:
-        boundaries = record.reference_boundaries
-        row.update(_smoothness(demo.states.astype(np.float64), boundaries, fps, "demo_obs_"))
-        row.update(_smoothness(demo.actions.astype(np.float64), boundaries, fps, "demo_action_"))
-        row["demo_success"] = bool(demo.success)
-        row["demo_num_frames"] = len(demo.actions)
+    if record.reference is not None:
+        row.update(demo_scores(record.reference, record.metric_frames, fps))
     return row
+
+
+def demo_scores(demo: Demonstration, metric_frames: list[int], fps: float = 30.0) -> dict:
+    """The demonstrator's ``demo_obs_*`` / ``demo_action_*`` metrics over its whole episode, scored at
+    the policy's metric boundaries that fall inside it, ``demo_success`` and ``demo_num_frames``."""
+    frames = reference_boundaries(metric_frames, len(demo.actions))
+    return {**_smoothness(demo.states.astype(np.float64), frames, fps, "demo_obs_"),
+            **_smoothness(demo.actions.astype(np.float64), frames, fps, "demo_action_"),
+            "demo_success": bool(demo.success), "demo_num_frames": len(demo.actions)}
+
+
+def demo_profiles(demo: Demonstration, boundaries: list[int]) -> dict:
+    """The demonstrator's ``demo_obs_profile_*`` / ``demo_action_profile_*`` lists at the policy's switch
+    frames inside its episode."""
+    frames = reference_boundaries(boundaries, len(demo.actions))
+    return {**episode_profiles(demo.states.astype(np.float64), frames, "demo_obs_"),
+            **episode_profiles(demo.actions.astype(np.float64), frames, "demo_action_")}
 
 
 def episode_json_profiles(record: EpisodeRecord) -> dict:
@@ -145,9 +164,7 @@ def episode_json_profiles(record: EpisodeRecord) -> dict:
     out = {**episode_profiles(record.observed, record.boundaries, "obs_"),
            **episode_profiles(record.commanded, record.boundaries, "action_")}
     if record.reference is not None:
-        boundaries = record.reference_boundaries
-        out.update(episode_profiles(record.reference.states.astype(np.float64), boundaries, "demo_obs_"))
-        out.update(episode_profiles(record.reference.actions.astype(np.float64), boundaries, "demo_action_"))
+        out.update(demo_profiles(record.reference, record.boundaries))
     return out
 
 
@@ -304,7 +321,7 @@ def write_results(config: SimEvalConfig, records: list[EpisodeRecord], title: st
     reference_text = format_reference_csv(records) if with_reference else None
     episodes_json = [
         {**row, "success_frame": rec.success_frame, "terminated": rec.terminated, "truncated": rec.truncated,
-         "switch_frames": rec.switch_frames, "boundaries": rec.boundaries, "requests": rec.requests,
+         "switch_frames": rec.switch_frames, "boundaries": rec.boundaries, "metric_frames": rec.metric_frames, "requests": rec.requests,
          "initial_environment_state": _float_list(rec.initial_environment_state), **episode_json_profiles(rec),
          **({"demo_boundaries": rec.reference_boundaries,
              "demo_initial_environment_state": _float_list(rec.reference.env_states[0])} if rec.reference is not None else {})}

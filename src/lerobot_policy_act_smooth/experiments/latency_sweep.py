@@ -4,6 +4,8 @@ Every variant (a plan stage's finished trials plus the sim-eval flags that make 
 evaluated by `actsmooth-sim-eval` at every latency, on the same scenes for every trial (one scene
 seed for all: seeds x scenes is a crossed grid). Files, under OUTPUT_DIR/latency/:
 
+    reference.npz                  the scripted demonstrator on the sweep's scenes, recorded once and
+                                   scored at each evaluated episode's boundaries (latency_reference.py)
     <variant>/<trial>/L<ms>_*      sim-eval's files for that latency (skipped when present: resumable)
     summary.json                   per variant and latency: success, time to success, commanded U_a
                                    and SPARC against the demonstrator on the same scenes, the boundary
@@ -19,22 +21,21 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..provenance import atomic_write_json, atomic_write_text, run_metadata
+from .latency_reference import record_reference, with_reference
 from .results_table import fmt_estimate
 from .statistics import Estimate, mean_interval
 
-SIM_EVAL_MODULE = "lerobot_policy_act_smooth.evaluation.sim_eval_cli"
 DEFAULT_LATENCIES = "0,33,67,100,167,233,333,500"
 EMA_FLAGS = ("--ema_alpha=0.25", "--ema_max_delta=1.25")
+BLEND_FRAMES = 10  # the plan's overlap blending: a linear crossfade over 10 actions
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,11 @@ VARIANTS = {
     "recipe_d15": Variant("recipe_d15", "recipe, D = 15"),
     "vanilla_act_sync": Variant("vanilla_act", "vanilla ACT, synchronous (holds while computing)", ("--sync_hold=true",)),
     "baseline_ema": Variant("baseline", "baseline + EMA filter (alpha 0.25, 1.25 deg/frame)", EMA_FLAGS),
+    "baseline_blend": Variant("baseline", f"baseline + overlap blending ({BLEND_FRAMES} frames)",
+                              (f"--blend_frames={BLEND_FRAMES}",)),
 }
 DEFAULT_VARIANTS = ",".join(VARIANTS)
-COMPARED = ("vanilla_act_sync", "baseline_ema")  # what the goal's winner must beat at >= 167 ms
+COMPARED = ("vanilla_act_sync", "baseline_ema", "baseline_blend")  # what the goal's winner must beat at >= 167 ms
 
 
 class SweepError(ValueError):
@@ -69,7 +72,7 @@ class LatencyConfig:
     # Latencies in ms, comma-separated numbers >= 0.
     latencies_ms: str = DEFAULT_LATENCIES
     # Variants, comma-separated, from: baseline, recipe, baseline_d10, recipe_d10, baseline_d15,
-    # recipe_d15, vanilla_act_sync, baseline_ema. A variant whose stage has no finished trial is
+    # recipe_d15, vanilla_act_sync, baseline_ema, baseline_blend. A variant whose stage has no finished trial is
     # listed and left out.
     variants: str = DEFAULT_VARIANTS
     # Closed-loop scenes per trial and latency; scene i is env.reset(seed + i) for every trial.
@@ -77,7 +80,7 @@ class LatencyConfig:
     seed: int = 1000
     # Frames per episode at most (the environment's own limit when unset).
     max_steps: int | None = None
-    # Evaluations run at once (one thread each).
+    # Evaluations run at once (one worker process each, one thread).
     jobs: int = 2
     # Print what would run and start nothing.
     dry_run: bool = False
@@ -121,6 +124,10 @@ def parse_variants(text: str) -> list[str]:
     return names
 
 
+def scene_seeds(cfg: LatencyConfig) -> list[int]:
+    return [cfg.seed + i for i in range(cfg.episodes)]
+
+
 def latency_name(latency_ms: float) -> str:
     return f"L{latency_ms:g}"
 
@@ -158,6 +165,7 @@ def plan_jobs(cfg: LatencyConfig) -> tuple[list[Job], list[str]]:
                 stem = out_dir / "latency" / name / trial / latency_name(latency)
                 args = [f"--policy.path={model}", f"--episodes={cfg.episodes}", f"--seed={cfg.seed}",
                         f"--latency_ms={latency:g}", "--plots=false", "--overwrite=true", f"--output={stem}",
+                        "--reference=false",
                         *variant.sim_args]
                 if cfg.max_steps is not None:
                     args.append(f"--max_steps={cfg.max_steps}")
@@ -169,26 +177,58 @@ def plan_jobs(cfg: LatencyConfig) -> tuple[list[Job], list[str]]:
     return jobs, missing
 
 
-def _run_job(job: Job) -> tuple[Job, int, float]:
-    if job.metrics.is_file():
-        return job, 0, 0.0
-    job.stem.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+def _start_worker() -> None:
+    os.environ.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _evaluate(args: list[str], log_path: str) -> tuple[int, float]:
+    """One `actsmooth-sim-eval` run inside a pool worker (imports paid once per worker, not per
+    evaluation); its output goes to log_path. Returns its exit status and seconds."""
+    from ..evaluation.sim_eval_cli import main
+
     started = time.time()
-    with open(f"{job.stem}.log", "a") as log:
-        rc = subprocess.run([sys.executable, "-m", SIM_EVAL_MODULE, *job.args], stdout=log, stderr=subprocess.STDOUT,
-                            env=env).returncode
-    return job, rc, time.time() - started
+    with open(log_path, "a") as log:
+        # At the descriptor level: objects that kept sys.stderr (progress printers, loggers) write
+        # to this evaluation's log, and nothing keeps a file that a later evaluation has closed.
+        sys.stdout.flush(), sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(log.fileno(), 1), os.dup2(log.fileno(), 2)
+        try:
+            rc = main(args)
+        except SystemExit as err:  # draccus exits on a flag it cannot parse
+            rc = int(err.code or 1)
+        except Exception as err:  # noqa: BLE001 - one failed evaluation must not stop the sweep
+            print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+            rc = 1
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])
+    return rc, time.time() - started
 
 
 def run_jobs(jobs: list[Job], parallel: int, stream=sys.stdout) -> list[Job]:
-    """Runs every job whose metrics file is missing; returns the failed ones. Prints progress."""
+    """Runs every job whose metrics file is missing, in `parallel` worker processes; returns the
+    failed ones. Prints progress."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     todo = [j for j in jobs if not j.metrics.is_file()]
     print(f"[latency] {len(jobs) - len(todo)} of {len(jobs)} evaluations already done; running {len(todo)}",
           file=stream, flush=True)
     failed, started, done = [], time.time(), 0
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        for job, rc, seconds in pool.map(_run_job, todo):
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: torch's threads are set before use
+    with ProcessPoolExecutor(max_workers=parallel, mp_context=context, initializer=_start_worker) as pool:
+        futures = {}
+        for job in todo:
+            job.stem.parent.mkdir(parents=True, exist_ok=True)
+            futures[pool.submit(_evaluate, job.args, f"{job.stem}.log")] = job
+        for future in as_completed(futures):
+            job = futures[future]
+            rc, seconds = future.result()
             done += 1
             elapsed = time.time() - started
             left = elapsed / done * (len(todo) - done)
@@ -196,17 +236,19 @@ def run_jobs(jobs: list[Job], parallel: int, stream=sys.stdout) -> list[Job]:
             if status != "ok":
                 failed.append(job)
             print(f"[latency] {done}/{len(todo)} {job.variant} {job.trial} {job.latency_ms:g} ms: {status} in "
-                  f"{seconds:.0f}s; elapsed {elapsed:.0f}s, about {left:.0f}s left", file=stream, flush=True)
+                  f"{seconds:.0f}s; "
+                  f"elapsed {elapsed:.0f}s, about {left:.0f}s left", file=stream, flush=True)
     return failed
 
 
 # -- the summary -------------------------------------------------------------------------------
 
 
-def _episodes(job: Job) -> tuple[list[dict], float, int | None]:
+def _episodes(job: Job, demos: dict) -> tuple[list[dict], float, int | None]:
     data = json.loads(job.metrics.read_text())
     settings = data["settings"]
-    return data["episodes"], float(settings["fps"]), settings.get("committed_actions")
+    fps = float(settings["fps"])
+    return [with_reference(e, demos[e["seed"]], fps) for e in data["episodes"]], fps, settings.get("committed_actions")
 
 
 def time_to_success_s(episode: dict, fps: float) -> float:
@@ -222,6 +264,7 @@ class Cell:
     success: Estimate
     time_s: Estimate
     u_a_ratio: float  # commanded U_a / the demonstrator's on the same scenes (ratio of means)
+    obs_u_a_ratio: float  # the same on the observed joint positions
     sparc: Estimate  # commanded SPARC - the demonstrator's, per scene (>= 0: no worse)
     profile_peak: Estimate | None
     profile_peak_offset: int | None
@@ -239,9 +282,11 @@ def summarize_cell(per_trial: list[list[dict]], fps: float, committed: int | Non
     per_trial = [sorted(eps, key=lambda e: e["episode"])[:n] for eps in per_trial]
     success = mean_interval(_grid(per_trial, lambda e: float(bool(e["success"]))))
     time_s = mean_interval(_grid(per_trial, lambda e: time_to_success_s(e, fps)))
-    u_a = _grid(per_trial, lambda e: e.get("action_U_a", math.nan))
-    demo_u_a = _grid(per_trial, lambda e: e.get("demo_action_U_a", math.nan))
-    ratio = float(np.nanmean(u_a) / np.nanmean(demo_u_a)) if np.isfinite(demo_u_a).any() else math.nan
+
+    def ratio(key: str) -> float:
+        mine, demo = _grid(per_trial, lambda e: e.get(key, math.nan)), _grid(per_trial, lambda e: e.get(f"demo_{key}", math.nan))
+        return float(np.nanmean(mine) / np.nanmean(demo)) if np.isfinite(demo).any() else math.nan
+
     sparc = mean_interval(_grid(per_trial, lambda e: e.get("action_sparc", math.nan) - e.get("demo_action_sparc", math.nan)))
     peak, offset = None, None
     policy = profile_grid(per_trial, "action_profile_acc", None)
@@ -250,10 +295,10 @@ def summarize_cell(per_trial: list[list[dict]], fps: float, committed: int | Non
         summary = summarize_profile(policy, reference)
         if summary is not None:
             peak, offset = summary.peak, summary.peak_offset
-    return Cell(success, time_s, ratio, sparc, peak, offset, committed)
+    return Cell(success, time_s, ratio("action_U_a"), ratio("obs_U_a"), sparc, peak, offset, committed)
 
 
-def summarize(jobs: list[Job]) -> dict[str, dict[float, Cell]]:
+def summarize(jobs: list[Job], demos: dict) -> dict[str, dict[float, Cell]]:
     """{variant: {latency: Cell}} over the jobs whose metrics exist (every trial of a variant needed)."""
     grouped: dict[tuple[str, float], list[Job]] = {}
     for job in jobs:
@@ -262,7 +307,7 @@ def summarize(jobs: list[Job]) -> dict[str, dict[float, Cell]]:
     for (variant, latency), group in grouped.items():
         if not all(j.metrics.is_file() for j in group):
             continue
-        loaded = [_episodes(j) for j in sorted(group, key=lambda j: j.trial)]
+        loaded = [_episodes(j, demos) for j in sorted(group, key=lambda j: j.trial)]
         out.setdefault(variant, {})[latency] = summarize_cell([x[0] for x in loaded], loaded[0][1], loaded[0][2])
     return out
 
@@ -311,7 +356,7 @@ def report_text(cells: dict[str, dict[float, Cell]], latencies: list[float], mis
              "(seeds x scenes crossed); each cell is the mean [95% t interval of the crossed design] over the "
              "variant's trials and those scenes (docs/statistics.md). Time to success: seconds to the first "
              "success, a failed episode counted at its last frame. U_a / demo: commanded U_a over the scripted "
-             "demonstrator's on the same scenes. SPARC - demo: commanded SPARC minus the demonstrator's per scene "
+             "demonstrator's on the same scenes; obs U_a / demo the same on the observed joints. SPARC - demo: commanded SPARC minus the demonstrator's per scene "
              "(>= 0: no worse). Profile peak: the largest mean |second difference| around a chunk switch over the "
              "demonstrator's on the same frames (offsets -15..+15).", ""]
     if missing:
@@ -319,21 +364,21 @@ def report_text(cells: dict[str, dict[float, Cell]], latencies: list[float], mis
     for variant, by_latency in cells.items():
         n = trials.get(variant, 0)
         lines += [f"## {VARIANTS[variant].label} ({n} trial{'' if n == 1 else 's'})", "",
-                  "| latency (ms) | d | success | time to success (s) | U_a / demo | SPARC - demo | profile peak |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| latency (ms) | d | success | time to success (s) | U_a / demo | obs U_a / demo | SPARC - demo | profile peak |",
+                  "|---|---|---|---|---|---|---|---|"]
         for lat in latencies:
             c = by_latency.get(lat)
             if c is None:
-                lines.append(f"| {lat:g} | - | not evaluated | | | | |")
+                lines.append(f"| {lat:g} | - | not evaluated | | | | | |")
                 continue
             peak = "-" if c.profile_peak is None else f"{fmt_estimate(c.profile_peak)} @ {c.profile_peak_offset:+d}"
             lines.append(f"| {lat:g} | {c.committed if c.committed else '-'} | {fmt_estimate(c.success)} | {fmt_estimate(c.time_s)} | "
-                         f"{c.u_a_ratio:.3g}x | {fmt_estimate(c.sparc)} | {peak} |")
+                         f"{c.u_a_ratio:.3g}x | {c.obs_u_a_ratio:.3g}x | {fmt_estimate(c.sparc)} | {peak} |")
         lines.append("")
     lines += ["## Goal", "", "One act_smooth variant whose success stays within 5 points and whose time to success stays "
               "within 10% of its own 0 ms figures at every latency, whose profile peak stays within 1.5x the "
-              "demonstrator's, and which beats vanilla ACT's synchronous loop and the EMA filter on time to "
-              "success and SPARC at 167 ms and beyond (means).", "", *goal_lines(cells, latencies), "",
+              "demonstrator's, and which beats vanilla ACT's synchronous loop, the EMA filter and overlap blending "
+              "on time to success and SPARC at 167 ms and beyond (means).", "", *goal_lines(cells, latencies), "",
               "![latency curve](latency_curve.png)", ""]
     return "\n".join(lines)
 
@@ -370,16 +415,17 @@ def plot_curve(path: Path, cells: dict[str, dict[float, Cell]]) -> None:
 
 def write_summary(cfg: LatencyConfig, jobs: list[Job], missing: list[str]) -> Path:
     latencies = parse_latencies(cfg.latencies_ms)
-    cells = summarize(jobs)
-    trials = {v: len({j.trial for j in jobs if j.variant == v}) for v in cells}
     root = Path(cfg.output_dir) / "latency"
+    cells = summarize(jobs, record_reference(root, scene_seeds(cfg)))
+    trials = {v: len({j.trial for j in jobs if j.variant == v}) for v in cells}
     payload = {
         "run": run_metadata(cfg, seed=cfg.seed),
         "latencies_ms": latencies,
         "missing_variants": missing,
         "variants": {v: {"label": VARIANTS[v].label, "trials": trials[v],
                          "latency": {f"{lat:g}": {"success": c.success.__dict__, "time_to_success_s": c.time_s.__dict__,
-                                                  "u_a_ratio": c.u_a_ratio, "sparc_minus_demo": c.sparc.__dict__,
+                                                  "u_a_ratio": c.u_a_ratio,
+                                                  "obs_u_a_ratio": c.obs_u_a_ratio, "sparc_minus_demo": c.sparc.__dict__,
                                                   "profile_peak": None if c.profile_peak is None else c.profile_peak.__dict__,
                                                   "profile_peak_offset": c.profile_peak_offset,
                                                   "committed_actions": c.committed}
@@ -404,6 +450,7 @@ def run_latency_sweep(cfg: LatencyConfig) -> int:
             print(f"  {job.variant} {job.trial} {job.latency_ms:g} ms ({state}): {' '.join(job.args)}")
         print(f"{len(jobs)} evaluation(s), {sum(not j.metrics.is_file() for j in jobs)} to run; nothing started")
         return 0
+    record_reference(Path(cfg.output_dir) / "latency", scene_seeds(cfg))
     failed = run_jobs(jobs, cfg.jobs)
     print(f"[latency] report: {write_summary(cfg, jobs, missing)}", flush=True)
     return 1 if failed else 0
