@@ -31,3 +31,15 @@ def tiny_camera_dataset_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("datasets") / "tiny_camera"
     make_tiny_dataset(root, repo_id="test/tiny_camera", num_episodes=2, camera=(24, 32), env_state_dim=None)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_video_dataset_root(tmp_path_factory):
+    """A 2-episode, 60-frame synthetic dataset with one 24x32 camera stored as MP4 video."""
+    from tiny_dataset import make_tiny_dataset
+
+    root = tmp_path_factory.mktemp("datasets") / "tiny_video"
+    make_tiny_dataset(
+        root, repo_id="test/tiny_video", num_episodes=2, camera=(24, 32), env_state_dim=None, video=True
+    )
+    return root

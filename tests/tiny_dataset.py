@@ -41,11 +41,13 @@ def make_tiny_dataset(
     camera: tuple[int, int] | None = None,
     env_state_dim: int | None = 4,
     seed: int = 0,
+    video: bool = False,
 ):
     """Write a dataset to ``root`` (must not exist) and return the LeRobotDataset.
 
     camera: (height, width) of one camera named ``observation.images.top``, or None.
     env_state_dim: size of ``observation.environment_state``, or None for no such feature.
+    video: store the camera as MP4 video (LeRobot's encoder) instead of image files.
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
@@ -62,12 +64,12 @@ def make_tiny_dataset(
     if camera is not None:
         h, w = camera
         features["observation.images.top"] = {
-            "dtype": "image",
+            "dtype": "video" if video else "image",
             "shape": (h, w, 3),
             "names": ["height", "width", "channels"],
         }
     dataset = LeRobotDataset.create(
-        repo_id=repo_id, fps=fps, features=features, root=root, robot_type="so101", use_videos=False
+        repo_id=repo_id, fps=fps, features=features, root=root, robot_type="so101", use_videos=video
     )
     rng = np.random.default_rng(seed)
     for episode in range(num_episodes):

@@ -47,15 +47,52 @@ def test_out_of_range_row_is_an_index_error(tiny_dataset_root):
         frames[len(frames)]
 
 
-def test_launcher_patch_loads_low_dimensional_datasets_into_memory_only(
-    tiny_dataset_root, tiny_camera_dataset_root, monkeypatch
-):
+# act_smooth with the own-prediction prefix: the camera is read at two frames, t0 - 30 and t0.
+CAMERA_DELTA_TIMESTAMPS = {**DELTA_TIMESTAMPS, "observation.images.top": [-30 / FPS, 0.0]}
+
+
+def _open_cameras(root, repo_id, episodes=None, return_uint8=False):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    return LeRobotDataset(repo_id, root=root, episodes=episodes, delta_timestamps=CAMERA_DELTA_TIMESTAMPS,
+                          video_backend="pyav", return_uint8=return_uint8)
+
+
+@pytest.fixture
+def in_memory_patch(monkeypatch):
+    """hold_lerobot_datasets_in_memory for one test; LeRobot's reader is restored after it."""
     from lerobot.datasets.dataset_reader import DatasetReader
 
-    monkeypatch.setattr(DatasetReader, "_load_hf_dataset", DatasetReader._load_hf_dataset)  # restored after
+    for name in ("_load_hf_dataset", "_query_videos"):
+        monkeypatch.setattr(DatasetReader, name, getattr(DatasetReader, name))
     hold_lerobot_datasets_in_memory()
     hold_lerobot_datasets_in_memory()  # idempotent: not wrapped twice
+
+
+def test_launcher_patch_loads_every_dataset_into_memory(tiny_dataset_root, tiny_camera_dataset_root, in_memory_patch):
     assert isinstance(_open(tiny_dataset_root, "test/tiny_state").reader.hf_dataset, InMemoryFrames)
-    # images stored in the parquet files stay with the datasets library
     camera = _open(tiny_camera_dataset_root, "test/tiny_camera")
-    assert not isinstance(camera.reader.hf_dataset, InMemoryFrames)
+    assert isinstance(camera.reader.hf_dataset, InMemoryFrames)
+    assert camera.reader.hf_dataset._columns["observation.images.top"].dtype == torch.uint8  # held small
+
+
+@pytest.mark.parametrize("video", [False, True], ids=["images", "video"])
+@pytest.mark.parametrize("return_uint8", [False, True], ids=["float", "uint8"])
+def test_camera_samples_equal_lerobots_decoder(
+    video, return_uint8, tiny_camera_dataset_root, tiny_video_dataset_root, request
+):
+    """Every sample, images included, is exactly LeRobot's: held frames are the decoder's own output
+    (LeRobot's decode_video_frames, the same backend), converted to float as LeRobot converts them."""
+    root, repo_id = (tiny_video_dataset_root, "test/tiny_video") if video else (tiny_camera_dataset_root, "test/tiny_camera")
+    on_disk = _open_cameras(root, repo_id, episodes=[1], return_uint8=return_uint8)
+    request.getfixturevalue("in_memory_patch")
+    in_memory = _open_cameras(root, repo_id, episodes=[1], return_uint8=return_uint8)
+    assert isinstance(in_memory.reader.hf_dataset, InMemoryFrames)
+    assert (getattr(in_memory.reader, "_in_memory_videos", None) is not None) == video
+    assert len(in_memory) == len(on_disk) == 60
+    for i in range(len(on_disk)):
+        _assert_same_sample(on_disk[i], in_memory[i])
+    image = in_memory[45]["observation.images.top"]
+    # images in parquet files are always float (LeRobot's ToTensor); videos follow return_uint8
+    assert image.shape == (2, 3, 24, 32) and image.dtype == (torch.uint8 if video and return_uint8 else torch.float32)
+    assert in_memory[5]["observation.images.top_is_pad"].tolist() == [True, False]

@@ -77,3 +77,37 @@ def test_dry_run_with_seeds(exp_dataset_root, tmp_path, capsys):
         "lr/optimizer_lr_0.0001.seed1", "lr/optimizer_lr_0.0001.seed2", "lr/optimizer_lr_0.001.seed1",
         "lr/optimizer_lr_0.001.seed2", "second/run.seed1", "second/run.seed2"]
     assert lines[-1].endswith("policy.optimizer_lr=0.001, seed=2")
+
+
+def test_paper_methods_dry_run_counts_the_own_prefix_image_loading(tmp_path, capsys):
+    """The paper-methods plan (paper + the recipe and its ablations) resolves; its dry run lists every
+    trial, starts nothing, and counts the earlier frame's images that the own-prediction prefix loads."""
+    import ray
+    from tiny_dataset import make_tiny_dataset
+
+    from lerobot_policy_act_smooth.experiments.plan import load_plan
+
+    plan = load_plan("paper-methods")
+    assert list(plan.stages)[-4:] == ["smooth_head", "prefix_join", "smooth_join", "smooth_join_own"]
+    recipe = plan.stages["smooth_join_own"].set
+    assert recipe["policy.chunk_basis"] == "dct" and recipe["policy.chunk_basis_size"] == 8
+    assert recipe["policy.prefix_join_horizon"] == 10 and recipe["policy.p_prefix_own"] == 0.5
+    assert recipe["policy.reanchor_horizon"] == 10 and recipe["policy.reanchor_profile"] == "minimum_jerk"
+    assert plan.policy["device"] == "cuda" and plan.dataset.from_hub  # the paper plan's hub dataset, on GPUs
+
+    root = tmp_path / "cameras"  # a local copy with a camera stands in for the hub recordings
+    make_tiny_dataset(root, repo_id="test/cams", num_episodes=7, frames_per_episode=10, camera=(8, 8))
+    out = tmp_path / "out"
+    args = ["run", "--plan=paper-methods", f"--output_dir={out}", "--dry_run=true", f"--dataset_root={root}",
+            "--step_time_s=0.5"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    lines = {ln.split(":")[0].strip(): ln for ln in text.splitlines() if ln.startswith("  ")}
+    for stage in ("lr_sweep", "dropout", "baseline", "vanilla_act", "blending",
+                  "smooth_head", "prefix_join", "smooth_join", "smooth_join_own"):
+        assert any(key.startswith(f"{stage}/") for key in lines), stage
+    own = lines["smooth_join_own/run"]
+    assert "2 image loads per sample" in own and "backbone passes 1 + p_prefix_own = 1.5" in own
+    assert "30000 steps, about 8:20:00" in own  # 30000 x 0.5 s x 2
+    assert "about 4:10:00" in lines["smooth_join/run"] and "image loads" not in lines["smooth_join/run"]
+    assert not out.exists() and not ray.is_initialized()

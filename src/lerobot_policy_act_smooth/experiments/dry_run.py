@@ -62,6 +62,26 @@ def _winners_on_disk(output_dir: Path) -> dict[str, dict]:
     return out
 
 
+def dataset_has_cameras(plan: Plan, output_dir: Path) -> bool | None:
+    """Whether the plan's dataset holds camera images; None while unknown (a dataset not fetched yet)."""
+    ds = plan.dataset
+    if ds.generate is not None:
+        return bool(ds.generate.get("cameras"))
+    info = ds.resolved_root(output_dir) / "meta" / "info.json"
+    if not info.is_file():
+        return None
+    features = json.loads(info.read_text()).get("features", {})
+    return any(f.get("dtype") in ("image", "video") for f in features.values())
+
+
+def image_load_factor(flags: dict, cameras: bool | None) -> float:
+    """Camera frames read per sample: 2 with the own-prediction prefix (p_prefix_own > 0: every camera
+    at t0 - n_action_steps as well as t0, for every sample), else 1; 1 without cameras. The dry run
+    scales a trial's time by it: a camera step is bound by reading and decoding its images."""
+    own = flags.get("policy.p_prefix_own") or 0
+    return 2.0 if cameras is not False and isinstance(own, (int, float)) and own > 0 else 1.0
+
+
 def _hms(seconds: float) -> str:
     s = int(round(seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
@@ -113,7 +133,9 @@ def dry_run(plan: Plan, output_dir: Path, gpus_per_trial: float | None, cpus_per
         out(f"step time: {step_time:.3f} s" + (" (median of earlier trials in this output_dir)" if measured else
                                               " (--step_time_s)"))
     base = base_flags(plan)
+    cameras = dataset_has_cameras(plan, output_dir)
     total_steps = 0
+    total_seconds = 0.0
     to_start = 0
     for spec in planned_trials(plan, output_dir):
         done = read_done(trial_dir(output_dir, spec)) is not None
@@ -127,7 +149,14 @@ def dry_run(plan: Plan, output_dir: Path, gpus_per_trial: float | None, cpus_per
                 what += f", seed={spec.flags.get('seed')}"
             if plan.stages[spec.stage].init_from:
                 what = f"starts from the final weights of {plan.stages[spec.stage].init_from}'s winner (same seed); " + what
-        duration = f", about {_hms(spec.steps * step_time)}" if step_time is not None and spec.steps else ""
+        factor = image_load_factor(spec.flags, cameras)
+        if factor > 1 and spec.steps:
+            what += (f"; own-prediction prefix: every sample loads the images of an earlier frame too "
+                     f"({factor:g} image loads per sample{'' if cameras else ', if the dataset has cameras'}; "
+                     f"backbone passes 1 + p_prefix_own = {1 + spec.flags['policy.p_prefix_own']:g}): "
+                     f"time estimated x{factor:g}")
+        seconds = spec.steps * step_time * factor if step_time is not None and spec.steps else 0.0
+        duration = f", about {_hms(seconds)}" if seconds else ""
         status = "  [done: not re-run]" if done else ""
         st = plan.stages[spec.stage]
         if not spec.early and st.start_early is not None and "<winner of" in what:
@@ -136,10 +165,11 @@ def dry_run(plan: Plan, output_dir: Path, gpus_per_trial: float | None, cpus_per
         if not done:
             to_start += 1
             total_steps += spec.steps
+            total_seconds += seconds
     summary = f"{to_start} trial(s) to start, {total_steps} training steps"
     if step_time is not None:
-        summary += f", about {_hms(total_steps * step_time)} of training"
+        summary += f", about {_hms(total_seconds)} of training"
         if max_concurrent_trials:
-            summary += f" (at least {_hms(total_steps * step_time / max_concurrent_trials)} wall time with " \
+            summary += f" (at least {_hms(total_seconds / max_concurrent_trials)} wall time with " \
                        f"{max_concurrent_trials} at once, evaluations and stage order not counted)"
     out(summary)

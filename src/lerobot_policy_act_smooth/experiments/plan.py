@@ -650,8 +650,80 @@ def validate_plan(plan: Plan, output_dir: str | Path | None = None) -> None:
         n_episodes = plan.dataset.generate["episodes"]
     if n_episodes is not None:
         errors += check_episode_counts(plan, n_episodes)
+    errors += check_camera_inputs(plan, output_dir)
     if errors:
         raise PlanError(_format_errors(plan.source, errors))
+
+
+def _camera_sizes(plan: Plan, output_dir: str | Path | None, errors: list[str]) -> dict[str, tuple[int, int]]:
+    """{feature key: (height, width)} of the plan's cameras: those it generates (checked against the
+    simulator's), else those of its dataset on disk; {} when there are none or they are not known yet."""
+    gen = plan.dataset.generate
+    if gen is not None:
+        if not gen.get("cameras"):
+            return {}
+        try:
+            from ..sim.env import resolve_cameras
+        except ImportError:  # no simulator here: the run itself says so before generating
+            return {}
+        try:
+            return {f"observation.images.{k}": v for k, v in resolve_cameras(gen["cameras"]).items()}
+        except ValueError as e:
+            errors.append(f"[dataset.generate] cameras: {e}")
+            return {}
+    info = plan.dataset.resolved_root(output_dir or ".") / "meta" / "info.json"
+    if not info.is_file():
+        return {}
+    features = json.loads(info.read_text()).get("features", {})
+    return {k: tuple(f["shape"][:2]) for k, f in features.items()
+            if f.get("dtype") in ("image", "video") and len(f.get("shape", ())) == 3}
+
+
+def check_camera_inputs(plan: Plan, output_dir: str | Path | None = None) -> list[str]:
+    """Before anything starts: the cameras a plan generates exist in the simulator, every
+    vision_backbone its act_smooth trials use is a torchvision classification model, and each leaves
+    a feature map of every camera's images (the policy's own checks, on a model without weights)."""
+    errors: list[str] = []
+    sizes = _camera_sizes(plan, output_dir, errors)
+    backbones: dict[str, bool] = {}  # vision_backbone -> replace_final_stride_with_dilation
+    for st in plan.stages.values():
+        if st.evaluate_checkpoint_of or st.set.get("policy.type", plan.policy.get("type")) != "act_smooth":
+            continue
+        fields = {**{f"policy.{k}": v for k, v in plan.policy.items()}, **st.set}
+        names = st.sweep[1] if st.sweep and st.sweep[0] == "policy.vision_backbone" else \
+            [fields.get("policy.vision_backbone", "resnet18")]
+        for name in names:
+            if isinstance(name, str) and not name.startswith((WINNER_PREFIX, SAME_PREFIX)):
+                backbones[name] = bool(fields.get("policy.replace_final_stride_with_dilation", False))
+    if not backbones:
+        return errors
+    import logging
+
+    from lerobot.configs.types import FeatureType, PolicyFeature
+
+    from ..configuration_act_smooth import ACTSmoothConfig
+
+    config_log = logging.getLogger(ACTSmoothConfig.__module__)
+    level = config_log.level
+    config_log.setLevel(logging.CRITICAL)  # the config logs its error for lerobot-train; here it is listed below
+    try:
+        for name, dilation in backbones.items():
+            try:
+                config = ACTSmoothConfig(
+                    vision_backbone=name, pretrained_backbone_weights=None, device="cpu",
+                    replace_final_stride_with_dilation=dilation,
+                    input_features={k: PolicyFeature(type=FeatureType.VISUAL, shape=(3, h, w))
+                                    for k, (h, w) in sizes.items()},
+                )
+                if sizes:
+                    from ..modeling_act_smooth import build_backbone
+
+                    build_backbone(config)
+            except ValueError as e:
+                errors.append(f"[policy] {e}")
+    finally:
+        config_log.setLevel(level)
+    return errors
 
 
 def check_episode_counts(plan: Plan, n_episodes: int) -> list[str]:

@@ -6,12 +6,20 @@ successful episode with LeRobot's own dataset API. Each episode's seed is derive
 retried with the next attempt's seed, deterministically, and reported. Camera images are
 rendered by replaying the recorded actions in an env with cameras (the physics does not
 depend on rendering), which also checks that replaying the actions reproduces the demo.
+
+Episodes are recorded (and rendered) in ``workers`` processes, one per core by default; each
+episode depends only on its own seeds, and the main process writes them in episode order, so
+the dataset is the same whatever the number of workers.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
+import multiprocessing
 import os
 import shutil
 import sys
@@ -184,7 +192,19 @@ def _check_output_folder(root: Path, overwrite: bool) -> None:
         )
 
 
-def _validate(episodes: int, fps: int, seed: int) -> None:
+def default_workers() -> int:
+    """The number of CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _validate(episodes: int, fps: int, seed: int, workers: int) -> None:
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise DatasetGenerationError(
+            f"--workers must be a positive integer (processes recording episodes at once), got {workers!r}"
+        )
     if not isinstance(episodes, int) or episodes <= 0:
         raise DatasetGenerationError(f"--episodes must be a positive integer, got {episodes!r}")
     if not isinstance(fps, int) or not 5 <= fps <= 200:
@@ -209,6 +229,7 @@ def generate_dataset(
     progress: bool = True,
     config: object | None = None,
     render_mesh_faces: int = DEFAULT_RENDER_MESH_FACES,
+    workers: int | None = None,
 ) -> dict:
     """Write ``episodes`` successful demonstrations to a LeRobot v3 dataset at ``root``.
 
@@ -217,10 +238,13 @@ def generate_dataset(
         instead of image files. Returns a summary (also stored in meta/actsmooth_generation.json).
     render_mesh_faces: triangles the cameras draw the arm's visual meshes with (0 = full
         meshes); the recorded states and actions do not depend on it.
+    workers: processes that record and render episodes at once (None: one per CPU core; 1: all
+        in this process). The dataset is byte-for-byte the same for any number of workers.
     Raises DatasetGenerationError for bad arguments, an occupied output folder, a missing
     renderer, or a demonstrator that keeps failing; nothing is written or deleted then.
     """
-    _validate(episodes, fps, seed)
+    workers = default_workers() if workers is None else workers
+    _validate(episodes, fps, seed, workers)
     if not repo_id or not isinstance(repo_id, str):
         raise DatasetGenerationError("--repo_id must be a non-empty string such as 'local/so101_sim'")
     if root is None or str(root).strip() == "":
@@ -249,17 +273,9 @@ def generate_dataset(
         shutil.rmtree(partial)
     root.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    state_env = SO101JointEnv(cameras=None, max_steps=MAX_EPISODE_FRAMES + 1, fps=fps)
-    camera_env = (
-        SO101JointEnv(
-            cameras=camera_sizes,
-            max_steps=MAX_EPISODE_FRAMES + 1,
-            fps=fps,
-            render_mesh_faces=render_mesh_faces,
-        )
-        if camera_sizes
-        else None
-    )
+    recorder = _EpisodeRecorder(seed, fps, camera_sizes, render_mesh_faces)
+    workers = min(workers, episodes)
+    pool = _start_pool(workers, recorder) if workers > 1 else None
     records, failures = [], []
     try:
         dataset = LeRobotDataset.create(
@@ -271,31 +287,17 @@ def generate_dataset(
             use_videos=use_videos,
             image_writer_threads=2 if camera_sizes else 0,
         )
-        for index in range(episodes):
-            for attempt in range(MAX_ATTEMPTS):
-                ep_seed = episode_seed(seed, index, attempt)
-                demo = record_demonstration(state_env, ep_seed, fps=fps)
-                if demo.success:
-                    break
-                failures.append({"episode_index": index, "attempt": attempt, "episode_seed": ep_seed})
-                if progress:
-                    _progress(f"episode {index + 1}: demonstration with seed {ep_seed} failed, retrying")
-            else:
-                raise RuntimeError(
-                    f"the demonstrator failed {MAX_ATTEMPTS} times in a row at episode {index}"
-                )
-            if camera_env is not None:
-                replay = replay_actions(camera_env, ep_seed, demo.actions)
-                if not np.array_equal(replay.states, demo.states):
-                    raise RuntimeError(
-                        f"replaying episode {index} (seed {ep_seed}) did not reproduce its states"
-                    )
-                demo.images = replay.images
+        results = _recorded_episodes(episodes, recorder, pool, workers)
+        for index, (demo, attempt, failed) in enumerate(results):
+            failures += failed
+            if progress:
+                for failure in failed:
+                    _progress(f"episode {index + 1}: demonstration with seed {failure['episode_seed']} failed, retrying")
             _write_episode(dataset, demo)
             records.append(
                 {
                     "episode_index": index,
-                    "episode_seed": ep_seed,
+                    "episode_seed": demo.episode_seed,
                     "attempt": attempt,
                     "frames": len(demo.actions),
                 }
@@ -303,8 +305,10 @@ def generate_dataset(
             if progress:
                 elapsed = time.monotonic() - started
                 left = elapsed / (index + 1) * (episodes - index - 1)
+                frames = sum(r["frames"] for r in records)
                 _progress(
                     f"episode {index + 1}/{episodes}: {len(demo.actions)} frames; "
+                    f"{frames / elapsed:.1f} frames/s ({workers} worker(s)); "
                     f"elapsed {elapsed:.0f} s, about {left:.0f} s left"
                 )
         dataset.finalize()
@@ -320,6 +324,8 @@ def generate_dataset(
             "failed_attempts": failures,
             "episode_records": records,
             "seconds": round(time.monotonic() - started, 2),
+            "frames_per_second": round(sum(r["frames"] for r in records) / (time.monotonic() - started), 2),
+            "workers": workers,
             "task": TASK,
             "environment_state_layout": list(ENV_STATE_NAMES),
             "action_units": "degrees (joint position targets; gripper = jaw joint angle)",
@@ -335,16 +341,107 @@ def generate_dataset(
     finally:
         if bars_were_enabled:
             datasets.enable_progress_bars()
-        state_env.close()
-        if camera_env is not None:
-            camera_env.close()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        recorder.close()
     if progress:
         _progress(
             f"wrote {episodes} episodes ({summary['total_frames']} frames) to {root} "
-            f"in {summary['seconds']:.1f} s; "
+            f"in {summary['seconds']:.1f} s ({summary['frames_per_second']:.1f} frames/s, {workers} worker(s)); "
             f"{len(failures)} failed demonstration(s) retried"
         )
     return summary
+
+
+class _EpisodeRecorder:
+    """Records episode ``index`` of a dataset: the demonstration (retried with the next attempt's
+    seed when it fails), then its camera images. Its envs are made on first use, in the process
+    that records (a worker, or the main process with one worker)."""
+
+    def __init__(self, seed: int, fps: int, camera_sizes: dict, render_mesh_faces: int):
+        self.seed, self.fps, self.camera_sizes, self.render_mesh_faces = seed, fps, camera_sizes, render_mesh_faces
+        self._envs = None
+
+    def __getstate__(self):  # sent to the workers without envs
+        return {**self.__dict__, "_envs": None}
+
+    def __call__(self, index: int) -> tuple[Demonstration, int, list[dict]]:
+        """(demonstration, attempt that succeeded, the failed attempts)."""
+        if self._envs is None:
+            state_env = SO101JointEnv(cameras=None, max_steps=MAX_EPISODE_FRAMES + 1, fps=self.fps)
+            camera_env = None
+            if self.camera_sizes:
+                camera_env = SO101JointEnv(
+                    cameras=self.camera_sizes,
+                    max_steps=MAX_EPISODE_FRAMES + 1,
+                    fps=self.fps,
+                    render_mesh_faces=self.render_mesh_faces,
+                )
+            self._envs = (state_env, camera_env)
+        state_env, camera_env = self._envs
+        failures = []
+        for attempt in range(MAX_ATTEMPTS):
+            ep_seed = episode_seed(self.seed, index, attempt)
+            demo = record_demonstration(state_env, ep_seed, fps=self.fps)
+            if demo.success:
+                break
+            failures.append({"episode_index": index, "attempt": attempt, "episode_seed": ep_seed})
+        else:
+            raise RuntimeError(f"the demonstrator failed {MAX_ATTEMPTS} times in a row at episode {index}")
+        if camera_env is not None:
+            replay = replay_actions(camera_env, ep_seed, demo.actions)
+            if not np.array_equal(replay.states, demo.states):
+                raise RuntimeError(f"replaying episode {index} (seed {ep_seed}) did not reproduce its states")
+            demo.images = replay.images
+        return demo, attempt, failures
+
+    def close(self) -> None:
+        for env in self._envs or ():
+            if env is not None:
+                env.close()
+        self._envs = None
+
+
+_worker_recorder: _EpisodeRecorder | None = None
+
+
+def _init_worker(recorder: _EpisodeRecorder) -> None:
+    global _worker_recorder
+    _worker_recorder = recorder
+
+
+def _record_in_worker(index: int):
+    return _worker_recorder(index)
+
+
+def _start_pool(workers: int, recorder: _EpisodeRecorder) -> ProcessPoolExecutor:
+    # spawn: a fresh interpreter per worker, safe whatever threads or GL contexts this process holds
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(recorder,)
+    )
+
+
+def _recorded_episodes(episodes: int, recorder: _EpisodeRecorder, pool, workers: int):
+    """Yield every episode's recording in episode order. With a pool, at most ``workers + 1``
+    episodes are recorded ahead of the one being written (their images wait in memory)."""
+    if pool is None:
+        for index in range(episodes):
+            yield recorder(index)
+        return
+    pending: deque = deque()
+    try:
+        for index in range(episodes):
+            pending.append(pool.submit(_record_in_worker, index))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    except BrokenProcessPool:
+        raise RuntimeError(
+            "a worker process recording episodes died (out of memory? or a script that calls "
+            "generate_dataset without `if __name__ == \"__main__\":`, which spawned workers need); "
+            "fix that, or record in this process with workers=1 (--workers=1)"
+        ) from None
 
 
 def _write_episode(dataset, demo: Demonstration) -> None:

@@ -3,7 +3,7 @@
 Example:
     actsmooth-dataset --repo_id=local/so101_sim --root=data/so101_sim --episodes=50 --seed=0
     actsmooth-dataset --repo_id=local/so101_cam --root=data/so101_cam --episodes=2 \\
-        --cameras=top,wrist --top_size=96x128 --wrist_size=96x128
+        --cameras=top,wrist --top_size=96x128 --wrist_size=96x128 --workers=2
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ class DatasetGenerationConfig:
     video: bool = False
     # Replace an existing dataset at --root (only a LeRobot dataset folder is ever removed).
     overwrite: bool = False
+    # Processes that record and render episodes at once; default: one per CPU core. The dataset
+    # is the same for any number (each episode depends only on its seed; written in order).
+    workers: int | None = None
 
 
 def parse_size(text: str, flag: str) -> tuple[int, int]:
@@ -85,6 +88,7 @@ def run(cfg: DatasetGenerationConfig) -> dict:
         use_videos=cfg.video,
         config=cfg,
         render_mesh_faces=cfg.render_mesh_faces,
+        workers=cfg.workers,
     )
 
 
