@@ -89,6 +89,10 @@ def test_tiny_sweep_through_the_real_command(tiny_act_smooth_checkpoint, tmp_pat
     again = _cli(*args)
     assert again.returncode == 0 and "4 of 4 evaluations already done; running 0" in again.stdout
     assert {p: p.stat().st_mtime_ns for p in (out / "latency").rglob("*_metrics.json")} == before
+    # Resumed with other scenes: refused, nothing rerun or mixed into the table.
+    other = _cli(*[a for a in args if not a.startswith("--episodes")], "--episodes=3")
+    assert other.returncode == 2 and "ran other scenes" in other.stderr and "move" in other.stderr
+    assert {p: p.stat().st_mtime_ns for p in (out / "latency").rglob("*_metrics.json")} == before
 
 
 @pytest.mark.parametrize(("flag", "message"), [("--latencies_ms=0,fast", "comma-separated numbers"),

@@ -174,7 +174,24 @@ def plan_jobs(cfg: LatencyConfig) -> tuple[list[Job], list[str]]:
         raise SweepError(f"no variant has a finished trial in {out_dir} (looked for stages "
                          f"{', '.join(VARIANTS[v].stage for v in variants)}): run "
                          f"`actsmooth-experiment run --plan=cpu-latency --output_dir={out_dir}` first")
+    check_earlier_scenes(jobs, scene_seeds(cfg), cfg.max_steps)
     return jobs, missing
+
+
+def check_earlier_scenes(jobs: list[Job], seeds: list[int], max_steps: int | None) -> None:
+    """A finished evaluation is reused only when it ran these scenes with this frame limit: a sweep
+    resumed with another --episodes, --seed or --max_steps would mix scene sets in one table."""
+    for job in jobs:
+        if not job.metrics.is_file():
+            continue
+        data = json.loads(job.metrics.read_text())
+        ran = data.get("settings", {}).get("seeds") or []
+        if ran != seeds or data.get("run", {}).get("config", {}).get("max_steps") != max_steps:
+            raise SweepError(
+                f"{job.metrics} ran other scenes or another frame limit ({len(ran)} scenes from {ran[0] if ran else '?'}) "
+                f"than this sweep asks ({len(seeds)} from {seeds[0]}, --max_steps={max_steps}): resume with the --episodes/--seed/--max_steps it ran with, "
+                f"or move {job.metrics.parents[2]} aside to start a new sweep"
+            )
 
 
 def _start_worker() -> None:
