@@ -126,19 +126,19 @@ def _cell(success, time_s, sparc, peak):
 
 
 def test_goal_reads_every_latency_and_the_references():
-    lat = [0.0, 167.0, 500.0]
+    lat = [0.0, 166.0, 500.0]
     refs = {l: _cell(0.9, 8.0, -2.0, 3.0) for l in lat}
-    good = {0.0: _cell(0.95, 6.0, -0.5, 1.0), 167.0: _cell(0.92, 6.5, -0.6, 1.2), 500.0: _cell(0.91, 6.6, -0.7, 1.4)}
+    good = {0.0: _cell(0.95, 6.0, -0.5, 1.0), 166.0: _cell(0.92, 6.5, -0.6, 1.2), 500.0: _cell(0.91, 6.6, -0.7, 1.4)}
     slow = dict(good) | {500.0: _cell(0.95, 7.0, -0.5, 1.0)}  # 7.0 s > 1.10 x 6.0 s
-    jerky = dict(good) | {167.0: _cell(0.95, 6.0, -0.5, 1.6)}  # profile peak over 1.5x
+    jerky = dict(good) | {166.0: _cell(0.95, 6.0, -0.5, 1.6)}  # profile peak over 1.5x
     cells = {"baseline": slow, "recipe": good, "recipe_d10": jerky, "vanilla_act_sync": refs, "baseline_ema": refs,
              "baseline_blend": refs}
     lines = goal_lines(cells, lat)
     assert f"- {VARIANTS['recipe'].label}: met" in lines
     assert any(l.startswith(f"- {VARIANTS['baseline'].label}: not met: time 7.00 s at 500 ms (0 ms: 6.00 s)") for l in lines)
-    assert any(l.startswith(f"- {VARIANTS['recipe_d10'].label}: not met: profile peak 1.60x at 167 ms") for l in lines)
+    assert any(l.startswith(f"- {VARIANTS['recipe_d10'].label}: not met: profile peak 1.60x at 166 ms") for l in lines)
     assert len(lines) == 3  # the references are not judged
     worse_than_ema = {**cells, "baseline_ema": {l: _cell(0.9, 5.0, -2.0, 3.0) for l in lat}}
-    assert any("time not below baseline_ema's at 167 ms" in l for l in goal_lines(worse_than_ema, lat))
+    assert any("time not below baseline_ema's at 166 ms" in l for l in goal_lines(worse_than_ema, lat))
     smoother_blend = {**cells, "baseline_blend": {l: _cell(0.9, 8.0, 0.0, 3.0) for l in lat}}
-    assert any("SPARC not above baseline_blend's at 167 ms" in l for l in goal_lines(smoother_blend, lat))
+    assert any("SPARC not above baseline_blend's at 166 ms" in l for l in goal_lines(smoother_blend, lat))
