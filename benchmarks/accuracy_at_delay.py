@@ -42,12 +42,10 @@ def replay(trial: Path, delay: int) -> Path:
     return metrics
 
 
-def grid(metrics: list[Path], key: str, episodes: list[int]) -> np.ndarray:
-    rows = []
-    for path in metrics:
-        by_episode = {e["episode"]: e for e in json.loads(path.read_text())["episodes"]}
-        rows.append([float(by_episode[i][key]) for i in episodes])
-    return np.asarray(rows)
+def grids(metrics: list[Path], keys: tuple[str, ...], episodes: list[int]) -> dict[str, np.ndarray]:
+    """{key: [trials, episodes]} from each trial's metrics file, read once."""
+    loaded = [{e["episode"]: e for e in json.loads(path.read_text())["episodes"]} for path in metrics]
+    return {key: np.asarray([[float(rows[i][key]) for i in episodes] for rows in loaded]) for key in keys}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,22 +59,22 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output_dir)
     first, last = (int(x) for x in args.test_episodes.split("-"))
     episodes = list(range(first, last + 1))
-    grids = {}
+    by_stage = {}
     for stage in [s.strip() for s in args.stages.split(",") if s.strip()]:
         trials = sorted(p.parent for p in (out / stage).glob("*/DONE.json"))
         if not trials:
             print(f"{stage}: no finished trial, left out", file=sys.stderr)
             continue
         metrics = [replay(t, args.delay) for t in trials]
-        grids[stage] = {key: grid(metrics, key, episodes) for key in ("mae", "U_a")}
+        by_stage[stage] = grids(metrics, ("mae", "U_a"), episodes)
         print(f"{stage}: {len(trials)} trial(s) replayed at d = {args.delay}", file=sys.stderr)
     lines = [f"# Ground-truth-prefix replay at d = {args.delay}, every policy whatever its trained D",
              "", f"Run folder `{out}`, test episodes {first}..{last}; mean [95% interval] over seeds x episodes "
              "(docs/statistics.md). MAE in degrees, U_a in deg^2/frame^4. Difference: the stage minus the D = 2 "
              "stage it extends (seeds independent, episodes paired).", "",
              "| stage | seeds | MAE | U_a | MAE - D = 2's | U_a - D = 2's |", "|---|---|---|---|---|---|"]
-    for stage, g in grids.items():
-        base = grids.get(D2_OF.get(stage, ""))
+    for stage, g in by_stage.items():
+        base = by_stage.get(D2_OF.get(stage, ""))
         diff = ["-", "-"] if base is None else [fmt_difference(difference_interval(g[k], base[k])) for k in ("mae", "U_a")]
         lines.append(f"| {stage} | {g['mae'].shape[0]} | {fmt_estimate(mean_interval(g['mae']))} | "
                      f"{fmt_estimate(mean_interval(g['U_a']))} | {diff[0]} | {diff[1]} |")
